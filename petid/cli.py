@@ -1,0 +1,40 @@
+"""``petid`` command line. Each library registers its own sub-commands; heavy imports happen inside them."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Modules exposing ``add_commands(subparsers)``. Each sub-command sets ``func(args) -> int``.
+COMMAND_MODULES = (
+    "petid.demo_cli",
+    "scrapers.cli",
+    "curation.cli",
+    "training.cli",
+    "evaluation.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="petid", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

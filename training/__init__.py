@@ -1,0 +1,1 @@
+"""petid: training."""
