@@ -10,8 +10,11 @@ from collections.abc import Sequence
 # Modules exposing ``add_commands(subparsers)``. Each sub-command sets ``func(args) -> int``.
 COMMAND_MODULES = (
     "petid.demo_cli",
-    "scrapers.cli",
+    "scrapers.pet911.cli",
+    "scrapers.telegram.cli",
+    "scrapers.datasets.cli",
     "curation.cli",
+    "curation.sql_cli",
     "training.cli",
     "evaluation.cli",
 )
@@ -24,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name != name:
+            if exc.name is None or not name.startswith(exc.name):
                 raise
             continue
         module.add_commands(sub)
