@@ -1,0 +1,145 @@
+"""Curation group: decode/validate/convert, perceptual hashes, deduplication, optional animal crops."""
+
+
+import os
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import AssetExecutionContext, AssetOut, Config, MetadataValue, Output, asset, multi_asset
+
+from assets._metadata import counts, markdown_table, preview
+from dagster_project.resources import DetectorResource, StorageResource
+from petid.records import CATALOGUE_SCHEMA
+
+
+class ImageConfig(Config):
+    """Run config for decoding and conversion."""
+
+    jpeg_quality: int = 90
+    min_side: int = 64
+    max_pixels: int = 50_000_000
+    workers: int = max(1, min(4, os.cpu_count() or 1))
+
+
+class DedupConfig(Config):
+    """Near-duplicate threshold (pHash Hamming bits) and the cross-identity policy: flag, drop or merge."""
+
+    threshold: int = 8
+    policy: str = "flag"
+
+
+@multi_asset(
+    outs={
+        "images": AssetOut(
+            group_name="curation", kinds={"python", "jpeg"}, code_version="1", is_required=True,
+            description="Every ingested photo decoded, EXIF-oriented, converted to RGB JPEG under a content-addressed "
+            "path; one row per accepted image.",
+        ),
+        "rejected_images": AssetOut(
+            group_name="curation", kinds={"python"}, code_version="1", is_required=True,
+            description="Photos that could not be used (zero-byte, truncated, not an image, too small, "
+            "decompression bomb, missing), each with its reason: nothing is dropped silently.",
+        ),
+    },
+)
+def images(
+    context: AssetExecutionContext,
+    config: ImageConfig,
+    storage: StorageResource,
+    pet911_photos: pa.Table,
+    telegram_posts: pa.Table,
+    external_datasets: pa.Table,
+):
+    """Validate and convert every photo of every source into curated JPEGs; rejects are recorded with a reason."""
+    from curation.images import ImageOptions, process_images
+
+    catalogue = pa.concat_tables([t.cast(CATALOGUE_SCHEMA) for t in (pet911_photos, telegram_posts, external_datasets)])
+    options = ImageOptions(jpeg_quality=config.jpeg_quality, min_side=config.min_side, max_pixels=config.max_pixels)
+    accepted, rejected = process_images(catalogue, storage.layout.images, options=options, workers=config.workers)
+    reasons = rejected.group_by("reason").aggregate([("reason", "count")]).to_pylist() if rejected.num_rows else []
+    context.log.info(f"{accepted.num_rows} images accepted, {rejected.num_rows} rejected")
+    yield Output(
+        accepted,
+        output_name="images",
+        metadata={
+            "images": accepted.num_rows,
+            "input_photos": catalogue.num_rows,
+            "preview": preview(accepted, ["image_id", "identity_id", "source", "width", "height", "src_format"]),
+        },
+    )
+    yield Output(
+        rejected,
+        output_name="rejected_images",
+        metadata={"rejected": rejected.num_rows, "reasons": MetadataValue.md(markdown_table(reasons))},
+    )
+
+
+@asset(group_name="curation", kinds={"python"}, code_version="1")
+def image_hashes(context: AssetExecutionContext, config: ImageConfig, images: pa.Table) -> Output[pa.Table]:
+    """64-bit pHash and dHash of every curated image (the ``imagehash`` algorithms, fast decoding)."""
+    from curation.hashing import hash_images
+
+    hashes = hash_images(images.column("path").to_pylist(), workers=config.workers)
+    hashes = hashes.append_column("image_id", images.column("image_id"))
+    return Output(hashes, metadata={"hashed": hashes.num_rows})
+
+
+@multi_asset(
+    outs={
+        "deduplicated_images": AssetOut(
+            group_name="curation", kinds={"python"}, code_version="1", is_required=True,
+            description="Images with exact and near duplicates removed within each identity (largest kept) and the "
+            "cross-identity policy applied.",
+        ),
+        "cross_identity_duplicates": AssetOut(
+            group_name="curation", kinds={"python"}, code_version="1", is_required=True,
+            description="Pairs of identical or near-identical photos under two different identities: a data-quality "
+            "event, reported for review.",
+        ),
+    },
+)
+def deduplicated_images(context: AssetExecutionContext, config: DedupConfig, images: pa.Table, image_hashes: pa.Table):
+    """Exact (sha256) and perceptual (pHash/dHash within a Hamming threshold) deduplication."""
+    from curation.dedup import deduplicate
+
+    hashes = image_hashes.select(["image_id", "phash", "dhash"])
+    joined = images.join(hashes, keys="image_id", join_type="inner")
+    result = deduplicate(joined, threshold=config.threshold, policy=config.policy)
+    context.log.info(f"dedup: {result.stats}")
+    yield Output(
+        result.kept,
+        output_name="deduplicated_images",
+        metadata={**counts(result.stats), "kept": result.kept.num_rows, "policy": config.policy, "threshold": config.threshold},
+    )
+    yield Output(
+        result.cross_identity,
+        output_name="cross_identity_duplicates",
+        metadata={
+            "pairs": result.cross_identity.num_rows,
+            "preview": preview(result.cross_identity, ["identity_a", "identity_b", "distance", "kind"]),
+        },
+    )
+
+
+@asset(group_name="curation", kinds={"python", "pytorch"}, code_version="1")
+def animal_crops(
+    context: AssetExecutionContext, deduplicated_images: pa.Table, storage: StorageResource, detector: DetectorResource
+) -> Output[pa.Table]:
+    """Animal crops from a YOLO detector (cat/dog only, species must agree with the listing, largest confident
+    box, margin); off unless a detector is configured, in which case every image is recorded as ``disabled``."""
+    from curation.crops import crop_images
+
+    model = detector.detector()
+    crops = crop_images(
+        deduplicated_images, model, storage.layout.crops, margin=detector.margin, min_box_side=detector.min_box_side
+    )
+    statuses = crops.group_by("crop_status").aggregate([("crop_status", "count")]).to_pylist() if crops.num_rows else []
+    cropped = pc.sum(pc.equal(crops.column("crop_status"), "cropped")).as_py() or 0 if crops.num_rows else 0
+    return Output(
+        crops,
+        metadata={
+            "detector": detector.weights or "disabled",
+            "cropped": int(cropped),
+            "statuses": MetadataValue.md(markdown_table(statuses)),
+        },
+    )

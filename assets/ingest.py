@@ -1,0 +1,189 @@
+"""Ingest group: raw listings and photos from pet911.ru, Telegram channels and published datasets.
+
+Every source ends as a catalogue table (``petid.records.CATALOGUE_SCHEMA``): one row per photo file on disk.
+Raw captures (pages, photos, exports) are kept under ``<PETID_HOME>/raw`` before anything is parsed.
+"""
+
+
+import os
+from urllib.parse import urlparse
+
+import pyarrow as pa
+from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+
+from assets._metadata import counts, markdown_table, preview
+from dagster_project.resources import (
+    HttpClientResource,
+    SampleSourceResource,
+    StorageResource,
+    TelegramResource,
+)
+from petid.records import CATALOGUE_SCHEMA, empty_catalogue
+from petid.stats import photos_per_identity
+
+
+def _env_list(name: str, sep: str = ",") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(sep) if item.strip()]
+
+
+class Pet911CrawlConfig(Config):
+    """Run config for the pet911 crawl."""
+
+    feeds: list[str] = []  # catalog feed paths/filters; empty = the default lost+found feeds
+    max_pages: int = 20
+    stop_after_known: int = 30
+    recheck_open: bool = False
+
+
+class DatasetsConfig(Config):
+    """Published datasets to import, as ``FORMAT:PATH`` (default from ``PETID_DATASETS``, ``;``-separated)."""
+
+    specs: list[str] = _env_list("PETID_DATASETS", ";")
+
+
+def _crawl_config(http: HttpClientResource, sample: SampleSourceResource, run: Pet911CrawlConfig | None):
+    from scrapers.pet911.crawl import CrawlConfig
+
+    base_url = sample.base_url or http.base_url
+    hosts = list(http.allowed_photo_hosts)
+    if sample.base_url:  # the sample site serves its own photos from 127.0.0.1
+        hosts.append(urlparse(sample.base_url).hostname or "127.0.0.1")
+    settings = {
+        "base_url": base_url,
+        "user_agent": http.user_agent,
+        "rate_limit_per_s": 200.0 if sample.base_url else http.rate_limit_per_s,
+        "timeout_s": http.timeout_s,
+        "max_retries": http.max_retries,
+        "allowed_photo_hosts": hosts,
+    }
+    if run is not None:
+        settings.update(max_pages=run.max_pages, stop_after_known=run.stop_after_known, recheck_open=run.recheck_open)
+        if run.feeds:
+            settings["feeds"] = list(run.feeds)
+    return CrawlConfig(**settings)
+
+
+@asset(group_name="ingest", kinds={"python", "html"}, code_version="1")
+def pet911_listings(
+    context: AssetExecutionContext,
+    config: Pet911CrawlConfig,
+    storage: StorageResource,
+    http: HttpClientResource,
+    sample: SampleSourceResource,
+) -> Output[pa.Table]:
+    """pet911.ru listing records: catalog feeds walked newest first until enough known ids, every page archived
+    (gzip, content-addressed) before parsing, detail pages parsed into one row per listing (all captures kept;
+    the ≥2-photo filter belongs to the dataset stage)."""
+    from scrapers.pet911.crawl import crawl_listings
+
+    crawl = _crawl_config(http, sample, config)
+    context.log.info(f"crawling {crawl.base_url} (rate limit {crawl.rate_limit_per_s}/s)")
+    result = crawl_listings(crawl, storage.layout.raw / "pet911")
+    for failure in result.failures[:20]:
+        context.log.warning(f"pet911 failure: {failure}")
+    return Output(
+        result.listings,
+        metadata={
+            **counts(result.stats),
+            "listings": result.listings.num_rows,
+            "source": crawl.base_url,
+            "failures": MetadataValue.md(markdown_table(result.failures)),
+            "preview": preview(result.listings, ["listing_id", "kind", "species", "city", "date_added", "closed"]),
+        },
+    )
+
+
+@asset(group_name="ingest", kinds={"python"}, code_version="1")
+def pet911_photos(
+    context: AssetExecutionContext,
+    pet911_listings: pa.Table,
+    storage: StorageResource,
+    http: HttpClientResource,
+    sample: SampleSourceResource,
+) -> Output[pa.Table]:
+    """Photos of every pet911 listing, downloaded only from allowed hosts, checked by magic bytes and stored
+    content-addressed under ``raw/pet911/photos``; returned as catalogue rows (one per photo)."""
+    from scrapers.pet911.crawl import download_photos
+
+    result = download_photos(pet911_listings, _crawl_config(http, sample, None), storage.layout.raw / "pet911")
+    for failure in result.failures[:20]:
+        context.log.warning(f"photo failure: {failure}")
+    stats = photos_per_identity(result.catalogue.column("identity_id").to_pylist())
+    return Output(
+        result.catalogue,
+        metadata={
+            **counts(result.stats),
+            "photos": result.catalogue.num_rows,
+            "photos_per_listing": MetadataValue.md(markdown_table([stats])),
+            "failures": MetadataValue.md(markdown_table(result.failures)),
+        },
+    )
+
+
+@asset(group_name="ingest", kinds={"python"}, code_version="1")
+def telegram_posts(
+    context: AssetExecutionContext,
+    storage: StorageResource,
+    telegram: TelegramResource,
+    sample: SampleSourceResource,
+) -> Output[pa.Table]:
+    """Animal posts from public Telegram channels (live via Telethon when credentials are set, and Telegram
+    Desktop exports), keyword-selected, albums assembled into one animal; catalogue rows with their photos."""
+    from scrapers.telegram.export import import_export
+
+    raw = storage.layout.raw / "telegram"
+    parts: list[pa.Table] = []
+    summary: list[dict] = []
+    export_dirs = list(telegram.export_dirs) + ([str(sample.telegram_export_dir)] if sample.telegram_export_dir else [])
+    for export_dir in export_dirs:
+        result = import_export(export_dir, raw)
+        parts.append(result.catalogue)
+        summary.append({"channel": str(export_dir), "mode": "export", **counts(result.stats)})
+    if telegram.channels:
+        if not telegram.has_credentials:
+            context.log.error(
+                "Telegram channels are configured but credentials are missing: set PETID_TELEGRAM_API_ID, "
+                "PETID_TELEGRAM_API_HASH and PETID_TELEGRAM_SESSION. Skipping live channels; the rest still runs."
+            )
+            summary.append({"channel": ",".join(telegram.channels), "mode": "live", "error": "missing credentials"})
+        else:
+            from scrapers.telegram.live import fetch_channels
+
+            result = fetch_channels(
+                telegram.client(),
+                list(telegram.channels),
+                raw,
+                max_messages_per_channel=telegram.max_messages_per_channel,
+                flood_wait_cap_s=telegram.flood_wait_cap_s,
+            )
+            parts.append(result.catalogue)
+            summary.append({"channel": ",".join(telegram.channels), "mode": "live", **counts(result.stats)})
+    catalogue = pa.concat_tables([p.cast(CATALOGUE_SCHEMA) for p in parts]) if parts else empty_catalogue()
+    n_posts = len(set(catalogue.column("identity_id").to_pylist()))
+    context.log.info(f"telegram: {n_posts} animal posts, {catalogue.num_rows} photos")
+    return Output(
+        catalogue,
+        metadata={
+            "posts": n_posts,
+            "photos": catalogue.num_rows,
+            "sources": MetadataValue.md(markdown_table(summary)),
+            "preview": preview(catalogue, ["identity_id", "species", "kind", "date", "text"]),
+        },
+    )
+
+
+@asset(group_name="ingest", kinds={"python"}, code_version="1")
+def external_datasets(context: AssetExecutionContext, config: DatasetsConfig) -> Output[pa.Table]:
+    """Published re-identification datasets (DogFaceNet, PetFace, LCW, ... or generic ``identity-folders`` /
+    ``csv`` layouts) imported from local copies and validated; none are configured by default."""
+    from scrapers.datasets import load_catalogue
+
+    parts = [load_catalogue(spec).cast(CATALOGUE_SCHEMA) for spec in config.specs]
+    catalogue = pa.concat_tables(parts) if parts else empty_catalogue()
+    rows = [{"dataset": spec, **photos_per_identity(p.column("identity_id").to_pylist())} for spec, p in zip(config.specs, parts)]
+    if not parts:
+        context.log.info("no external datasets configured (set PETID_DATASETS='FORMAT:PATH;...')")
+    return Output(
+        catalogue,
+        metadata={"datasets": len(parts), "photos": catalogue.num_rows, "summary": MetadataValue.md(markdown_table(rows))},
+    )

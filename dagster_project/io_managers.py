@@ -1,0 +1,47 @@
+"""The one IO manager: tables (pyarrow or pandas) as Parquet under ``<PETID_HOME>/tables``.
+
+Images, crops and checkpoints never pass through here: assets write them as content-addressed files and hand
+their paths along in tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from dagster import ConfigurableIOManager, InputContext, OutputContext
+
+from petid.paths import atomic_write_bytes
+from petid.settings import Layout, petid_home
+
+
+class ParquetIOManager(ConfigurableIOManager):
+    """Stores each table asset at ``tables/<asset key>.parquet`` (written atomically)."""
+
+    root: str | None = None
+
+    def _path(self, context: InputContext | OutputContext) -> Path:
+        key = "__".join(context.asset_key.path)
+        return Layout(self.root or petid_home()).table(key)
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        if obj is None:
+            return
+        table = obj if isinstance(obj, pa.Table) else pa.Table.from_pandas(obj, preserve_index=False)
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        path = atomic_write_bytes(self._path(context), sink.getvalue().to_pybytes())
+        context.add_output_metadata({"parquet_path": str(path), "parquet_rows": table.num_rows})
+
+    def load_input(self, context: InputContext) -> Any:
+        path = self._path(context)
+        if not path.exists():
+            raise FileNotFoundError(f"table {path} is missing: materialize {context.asset_key.to_user_string()} first")
+        table = pq.read_table(path)
+        import pandas as pd
+
+        if context.dagster_type.typing_type is pd.DataFrame:
+            return table.to_pandas()
+        return table

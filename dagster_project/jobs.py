@@ -1,0 +1,23 @@
+"""Jobs: the nightly data refresh (scrape → curation → manifests) and train + evaluate."""
+
+from dagster import AssetSelection, define_asset_job
+
+REFRESH_GROUPS = ("ingest", "curation", "dataset")
+
+nightly_refresh_job = define_asset_job(
+    name="nightly_refresh",
+    selection=AssetSelection.groups(*REFRESH_GROUPS),
+    description="Scrape new listings and posts, curate their photos and rebuild the manifests and splits.",
+)
+
+train_evaluate_job = define_asset_job(
+    name="train_and_evaluate",
+    selection=AssetSelection.groups("model"),
+    description="Train (or reuse) the re-identification model, evaluate it beside the baseline, rebuild search.",
+)
+
+full_pipeline_job = define_asset_job(
+    name="full_pipeline",
+    selection=AssetSelection.all(),
+    description="Everything, end to end: what `petid demo` runs against the sample source.",
+)
