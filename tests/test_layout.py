@@ -1,0 +1,52 @@
+"""The required layout holds: libraries never import Dagster, and every library imports cheaply."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+LIBRARIES = ("scrapers", "curation", "training", "evaluation", "petid")
+HEAVY = {"torch", "timm", "ultralytics", "telethon", "openvino", "torchvision"}
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """(module, at_module_level) for every import in a file."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    top_level = {id(node) for node in tree.body}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, id(node) in top_level) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.module, id(node) in top_level))
+    return found
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_libraries_never_import_dagster(library: str) -> None:
+    offenders = [
+        f"{path.relative_to(REPO)}: {module}"
+        for path in (REPO / library).rglob("*.py")
+        for module, _ in _imports(path)
+        if module.split(".")[0] == "dagster" or module.startswith("dagster_")
+    ]
+    assert not offenders, offenders
+
+
+@pytest.mark.parametrize("package", ("assets", "dagster_project"))
+def test_wiring_keeps_heavy_imports_lazy(package: str) -> None:
+    offenders = [
+        f"{path.relative_to(REPO)}: {module}"
+        for path in (REPO / package).rglob("*.py")
+        for module, top in _imports(path)
+        if top and module.split(".")[0] in HEAVY
+    ]
+    assert not offenders, offenders
+
+
+def test_required_layout_exists() -> None:
+    for name in ("pyproject.toml", "uv.lock", "workspace.yaml", "README.md", ".ci/run", "bench", "tests"):
+        assert (REPO / name).exists(), name
