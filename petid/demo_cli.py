@@ -31,6 +31,9 @@ def configure_environment(home: str | None, sample: bool) -> Layout:
     """Point petid and Dagster at one storage root: Dagster's SQLite instance lives in ``<root>/dagster``."""
     layout = Layout(home or petid_home())
     layout.dagster_home.mkdir(parents=True, exist_ok=True)
+    instance_config = layout.dagster_home / "dagster.yaml"
+    if not instance_config.exists():  # an explicit (empty) config: SQLite storage under DAGSTER_HOME
+        instance_config.write_text("# Dagster instance for petid: default SQLite storage in this folder.\n")
     os.environ["PETID_HOME"] = str(layout.root)
     os.environ["DAGSTER_HOME"] = str(layout.dagster_home)
     if sample:
