@@ -1,0 +1,73 @@
+"""Helpers shared by the dataset importers: image listing, species words, row building."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from petid.records import CATALOGUE_SCHEMA
+
+IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+_SPECIES_WORDS = {"cat": "cat", "cats": "cat", "kitten": "cat", "dog": "dog", "dogs": "dog", "puppy": "dog"}
+_SPECIES_WORDS |= {"other": "other", "": None}  # "" / missing column -> unknown
+
+
+class DatasetLayoutError(ValueError):
+    """A local copy does not have the on-disk layout its importer expects."""
+
+
+def is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTS and not path.name.startswith(".")
+
+
+def list_images(directory: Path, recursive: bool = False) -> list[Path]:
+    """Image files in ``directory`` (optionally below it), sorted by name for stable positions."""
+    pattern = directory.rglob("*") if recursive else directory.iterdir()
+    return sorted(p for p in pattern if is_image(p))
+
+
+def normalise_species(value: Any) -> str | None:
+    """``Dog``/``dogs``/``cat``… → ``dog``/``cat``; unknown words pass through for the validator to name."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    return _SPECIES_WORDS.get(text, text)
+
+
+def require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise DatasetLayoutError(f"{what}: {path} is not a directory")
+    return path
+
+
+@dataclass
+class Imported:
+    """Rows an importer found plus every identity it declared (so empty identities can be reported)."""
+
+    source: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    identities: set[str] = field(default_factory=set)
+    _counts: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def add(self, local_id: str, paths: Iterable[Path], species: str | None = None, **extra: Any) -> str:
+        """Declare identity ``<source>:<local_id>`` with its photos (positions follow ``paths`` order)."""
+        identity_id = f"{self.source}:{local_id}"
+        self.identities.add(identity_id)
+        for path in paths:
+            position = self._counts.get(identity_id, 0)
+            self._counts[identity_id] = position + 1
+            self.rows.append(
+                {"identity_id": identity_id, "source": self.source, "species": species,
+                 "path": os.path.abspath(path), "position": position, **extra}
+            )
+        return identity_id
+
+    def table(self) -> pa.Table:
+        """The rows as a table in the catalogue column order (vocabulary checks are the validator's job)."""
+        columns = {name: [row.get(name) for row in self.rows] for name in CATALOGUE_SCHEMA.names}
+        return pa.Table.from_pydict(columns, schema=CATALOGUE_SCHEMA)
