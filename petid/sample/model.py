@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 class SamplePhoto:
     data: bytes  # encoded file bytes: JPEG or WebP, or deliberately broken
     ext: str  # ".jpg" | ".webp"
-    note: str = ""  # "" | "exact-duplicate" | "near-duplicate" | "corrupt"
+    note: str = ""  # "" | "exact-duplicate" | "near-duplicate" | "cross-duplicate" | "corrupt"
+    depicts: int | None = None  # ground truth: the animal actually shown (None: no animal, or unknown)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,70 @@
+"""The offline sample source: a synthetic pet911-format site and a Telegram Desktop export, with ground truth.
+
+Everything here is synthetic: the animals are drawn procedurally (``photos.py``) and the listings and posts are
+generated (``world.py``); nothing is copied from the real sources.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from petid.sample.model import SampleListing, SamplePhoto, SamplePost, SampleWorld
+from petid.sample.world import GROUND_TRUTH_COLUMNS, build_world, ground_truth_rows
+
+GROUND_TRUTH_FILE = "ground_truth.csv"
+
+
+@dataclass
+class SampleSource:
+    """A generated sample source on disk, with the world it was written from."""
+
+    root: Path
+    pet911_site_dir: Path
+    telegram_export_dir: Path
+    world: SampleWorld
+
+    @property
+    def ground_truth_csv(self) -> Path:
+        return self.root / GROUND_TRUTH_FILE
+
+
+def write_ground_truth(world: SampleWorld, path: Path) -> Path:
+    """Write one CSV row per photo file (columns ``GROUND_TRUTH_COLUMNS``; empty cells for None)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=GROUND_TRUTH_COLUMNS)
+        writer.writeheader()
+        for row in ground_truth_rows(world):
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return path
+
+
+def generate_sample(out_dir: Path, seed: int = 0, n_animals: int = 48) -> SampleSource:
+    """Build the world for ``seed`` and write it under ``out_dir``: ``pet911/`` (site), ``telegram/`` (export),
+    ``ground_truth.csv``."""
+    from petid.sample.pet911_site import write_site
+    from petid.sample.telegram_export import write_export
+
+    out_dir = Path(out_dir)
+    world = build_world(seed=seed, n_animals=n_animals)
+    site_dir, export_dir = out_dir / "pet911", out_dir / "telegram"
+    write_site(world.listings, site_dir)
+    write_export(world.channel, world.posts, export_dir)
+    write_ground_truth(world, out_dir / GROUND_TRUTH_FILE)
+    return SampleSource(root=out_dir, pet911_site_dir=site_dir, telegram_export_dir=export_dir, world=world)
+
+
+__all__ = [
+    "GROUND_TRUTH_COLUMNS",
+    "SampleListing",
+    "SamplePhoto",
+    "SamplePost",
+    "SampleSource",
+    "SampleWorld",
+    "build_world",
+    "generate_sample",
+    "ground_truth_rows",
+    "write_ground_truth",
+]
