@@ -18,6 +18,12 @@ from scrapers.datasets.validate import CatalogueValidationError, validate_catalo
 FORMATS: dict[str, str] = {
     "identity-folders": "scrapers.datasets.folders",
     "csv": "scrapers.datasets.csvfile",
+    "dogfacenet": "scrapers.datasets.dogfacenet",
+    "cat-individuals": "scrapers.datasets.cat_individuals",
+    "cat-individual-images": "scrapers.datasets.cat_individuals",
+    "petface": "scrapers.datasets.petface",
+    "lcw": "scrapers.datasets.lcw",
+    "dogs-world": "scrapers.datasets.dogs_world",
 }
 
 

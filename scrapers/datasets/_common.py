@@ -71,3 +71,26 @@ class Imported:
         """The rows as a table in the catalogue column order (vocabulary checks are the validator's job)."""
         columns = {name: [row.get(name) for row in self.rows] for name in CATALOGUE_SCHEMA.names}
         return pa.Table.from_pydict(columns, schema=CATALOGUE_SCHEMA)
+
+
+SPLIT_NAMES = frozenset({"train", "training", "val", "valid", "validation", "test", "testing", "query", "gallery"})
+
+
+def leaf_identity_folders(root: Path, skip: frozenset[str] = frozenset()) -> dict[str, list[Path]]:
+    """Folders that directly hold images, keyed by their path under ``root`` without split/generic levels.
+
+    ``root/train/123/a.jpg`` and ``root/test/123/b.jpg`` both give key ``123`` (same animal, two splits);
+    ``root/images/123/a.jpg`` gives ``123``. Folder names in ``skip`` (lower-case) are ignored entirely.
+    """
+    found: dict[str, list[Path]] = {}
+    for directory in sorted(p for p in [root, *root.rglob("*")] if p.is_dir()):
+        rel_parts = directory.relative_to(root).parts
+        if any(part.lower() in skip or part.startswith(".") for part in rel_parts):
+            continue
+        images = list_images(directory)
+        if not images or directory == root:
+            continue
+        key_parts = [p for p in rel_parts if p.lower() not in SPLIT_NAMES and p.lower() not in {"images", "imgs"}]
+        key = "/".join(key_parts) or directory.name
+        found.setdefault(key, []).extend(images)
+    return found
