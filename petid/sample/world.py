@@ -161,7 +161,7 @@ def _build_listings(appearances: list[Appearance], rng: np.random.Generator) -> 
     n = len(appearances)
     # Planted cases, each in its own listing (indices into the animal list).
     exact_i, near_i, cross_src_i, cross_dst_i, corrupt_i, single_i = (int(i) for i in rng.permutation(n)[:6])
-    closed = {int(i) for i in rng.permutation(n)[:2]} - {single_i}
+    closed = set([int(i) for i in rng.permutation(n) if int(i) != single_i][:2])  # the animal went home
 
     photos: list[list[SamplePhoto]] = []
     for i, app in enumerate(appearances):
