@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from itertools import combinations
+from itertools import combinations, pairwise
 from pathlib import Path
 
 import imagehash
@@ -126,7 +126,7 @@ def test_planted_cases(world: SampleWorld) -> None:
 def test_telegram_posts(world: SampleWorld) -> None:
     posts = world.posts
     assert world.channel == "petid_sample_poteryashki"
-    for before, after in zip(posts, posts[1:]):  # album ids do not overlap, dates and ids increase
+    for before, after in pairwise(posts):  # album ids do not overlap, dates and ids increase
         assert after.message_id >= before.message_id + max(1, len(before.photos))
         assert after.date > before.date
     animal_posts = [p for p in posts if p.animal_id is not None]

@@ -151,7 +151,7 @@ def build_world(seed: int = 0, n_animals: int = 48, channel: str = "petid_sample
         raise ValueError(f"n_animals={n_animals} is too small: the sample needs at least {MIN_ANIMALS} animals")
     rng = np.random.default_rng(seed)
     appearances = [random_appearance(rng, "cat" if rng.random() < 0.5 else "dog") for _ in range(n_animals)]
-    n_listings = int(round(n_animals * LISTING_SHARE))
+    n_listings = round(n_animals * LISTING_SHARE)
     listings = _build_listings(appearances[:n_listings], rng)
     posts = _build_posts(appearances, n_listings, rng)
     return SampleWorld(listings=listings, channel=channel, posts=posts)
