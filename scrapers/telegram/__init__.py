@@ -1,0 +1,1 @@
+"""Telegram channels: keyword selection, shared normalisation, live capture (Telethon) and Desktop exports."""

@@ -1,0 +1,195 @@
+"""Shared by live capture and Desktop exports: messages → posts (albums assembled) → stored records.
+
+A :class:`RawMessage` is source-agnostic: id, date, text, album key and, only for a real photo (a photo message
+or an image document), a :class:`PhotoRef` that loads the bytes. Link-preview images never become a PhotoRef.
+Consecutive messages sharing a ``grouped_id`` form one post (one animal); the caption may sit on any item.
+Selected posts are written to ``raw_dir/<channel>/records.jsonl`` (photos content-addressed under
+``raw_dir/<channel>/photos/ab/<sha>.<ext>``) and the catalogue is rebuilt from those records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from petid.paths import store_content
+from petid.records import catalogue_table
+from scrapers.telegram.keywords import Vocabulary, classify
+
+IMAGE_MIME_EXT = {"image/jpeg": ".jpg", "image/jpg": ".jpg", "image/png": ".png", "image/webp": ".webp",
+                  "image/heic": ".heic", "image/heif": ".heif", "image/bmp": ".bmp", "image/tiff": ".tif"}
+RECORDS_FILE = "records.jsonl"
+
+POSTS_SCHEMA = pa.schema([
+    pa.field("identity_id", pa.string(), nullable=False),
+    pa.field("channel", pa.string(), nullable=False),
+    pa.field("first_message_id", pa.int64(), nullable=False),
+    pa.field("message_ids", pa.list_(pa.int64())),
+    pa.field("date", pa.string()),
+    pa.field("text", pa.string()),
+    pa.field("species", pa.string()),
+    pa.field("kind", pa.string()),
+    pa.field("url", pa.string()),
+    pa.field("n_photos", pa.int32()),
+])
+
+
+class TelegramError(RuntimeError):
+    """A Telegram capture or export could not be read."""
+
+
+@dataclass(frozen=True)
+class PhotoRef:
+    """A real photo of one message: its file extension and how to get its bytes."""
+
+    ext: str
+    load: Callable[[], bytes]
+
+
+@dataclass
+class RawMessage:
+    id: int
+    date: str | None  # ISO 8601
+    text: str
+    grouped_id: int | None = None
+    photo: PhotoRef | None = None
+
+
+@dataclass
+class TelegramResult:
+    """``catalogue`` (CATALOGUE_SCHEMA, every stored post of the channels), ``posts`` (POSTS_SCHEMA), ``stats``."""
+
+    catalogue: pa.Table
+    posts: pa.Table
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def image_ext(mime_type: str | None) -> str | None:
+    """File extension for an image mime type; None for anything that is not an image we keep."""
+    if not mime_type:
+        return None
+    mime_type = mime_type.lower().split(";")[0].strip()
+    return IMAGE_MIME_EXT.get(mime_type) or (f".{mime_type.split('/')[1]}" if mime_type.startswith("image/")
+                                             and mime_type != "image/gif" else None)
+
+
+def channel_name(channel: str) -> str:
+    """``@name``, ``https://t.me/name`` or ``name`` → ``name``."""
+    name = channel.strip().rstrip("/")
+    for prefix in ("https://t.me/", "http://t.me/", "t.me/", "@"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    if not name or "/" in name:
+        raise TelegramError(f"not a channel name: {channel!r}")
+    return name
+
+
+def group_messages(messages: Iterable[RawMessage]) -> Iterator[list[RawMessage]]:
+    """Consecutive messages with the same non-null ``grouped_id`` become one group; others stand alone."""
+    current: list[RawMessage] = []
+    for message in messages:
+        if current and (message.grouped_id is None or message.grouped_id != current[-1].grouped_id):
+            yield current
+            current = []
+        current.append(message)
+    if current:
+        yield current
+
+
+def post_text(group: list[RawMessage]) -> str:
+    """The album's caption(s): every non-empty text of the group, in message order."""
+    return "\n".join(m.text.strip() for m in group if m.text and m.text.strip())
+
+
+class ChannelStore:
+    """Writes selected posts of one channel under ``raw_dir/<channel>`` and reads them back."""
+
+    def __init__(self, raw_dir: Path, channel: str) -> None:
+        self.channel = channel_name(channel)
+        self.dir = Path(raw_dir) / self.channel
+        self.photos_dir = self.dir / "photos"
+        self.records_path = self.dir / RECORDS_FILE
+
+    def process(self, group: list[RawMessage], vocabulary: Vocabulary, stats: dict[str, int]) -> dict | None:
+        """Classify a post; if selected and it has real photos, store photos then append its record."""
+        stats["posts_seen"] = stats.get("posts_seen", 0) + 1
+        text = post_text(group)
+        match = classify(text, vocabulary)
+        if not match.selected:
+            key = f"excluded_{match.excluded_by}" if match.excluded_by else "not_animal"
+            stats[key] = stats.get(key, 0) + 1
+            return None
+        photo_messages = [m for m in group if m.photo is not None]
+        if not photo_messages:
+            stats["selected_without_photos"] = stats.get("selected_without_photos", 0) + 1
+            return None
+        first = group[0].id
+        photos = []
+        for message in photo_messages:
+            data = message.photo.load()
+            if not data:
+                raise TelegramError(f"{self.channel}/{message.id}: photo download returned no bytes")
+            digest, path = store_content(self.photos_dir, data, message.photo.ext)
+            photos.append({"message_id": message.id, "sha256": digest, "path": str(path.absolute())})
+        record = {
+            "identity_id": f"telegram:{self.channel}:{first}", "channel": self.channel, "first_message_id": first,
+            "message_ids": [m.id for m in group], "date": group[0].date, "text": text, "species": match.species,
+            "kind": match.kind, "url": f"https://t.me/{self.channel}/{first}", "photos": photos,
+        }
+        self.append(record)
+        stats["posts_selected"] = stats.get("posts_selected", 0) + 1
+        stats["photos_saved"] = stats.get("photos_saved", 0) + len(photos)
+        return record
+
+    def append(self, record: dict) -> None:
+        """Append one record and fsync, so it is durable before any cursor moves past it."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.records_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def records(self) -> list[dict]:
+        """Stored records, the last one kept per identity (a post re-read after a crash is written twice)."""
+        if not self.records_path.exists():
+            return []
+        latest: dict[str, dict] = {}
+        with open(self.records_path, encoding="utf-8") as fh:
+            for line_no, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:  # a torn last line from a killed writer: its post is re-read
+                    continue
+                latest[record["identity_id"]] = record
+        return sorted(latest.values(), key=lambda r: r["first_message_id"])
+
+
+def build_result(stores: Iterable[ChannelStore], stats: dict[str, int]) -> TelegramResult:
+    """Catalogue and posts tables from every stored record of the given channels."""
+    rows, posts = [], []
+    for store in stores:
+        for record in store.records():
+            posts.append({k: record[k] for k in POSTS_SCHEMA.names if k != "n_photos"}
+                         | {"n_photos": len(record["photos"])})
+            for position, photo in enumerate(record["photos"]):
+                rows.append({
+                    "identity_id": record["identity_id"], "source": "telegram", "species": record["species"],
+                    "kind": record["kind"], "date": record["date"], "text": record["text"], "url": record["url"],
+                    "path": photo["path"], "photo_url": f"https://t.me/{record['channel']}/{photo['message_id']}",
+                    "position": position,
+                })
+    posts_table = pa.Table.from_pylist(posts, schema=POSTS_SCHEMA)
+    return TelegramResult(catalogue=catalogue_table(rows), posts=posts_table, stats=dict(stats))
+
+
+def merge_stats(total: dict[str, int], part: dict[str, Any]) -> None:
+    for key, value in part.items():
+        total[key] = total.get(key, 0) + int(value)
