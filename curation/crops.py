@@ -1,0 +1,258 @@
+"""Animal crops from an Ultralytics YOLO detector (COCO cat/dog only).
+
+The detector is optional: ``crop_images(images, None, ...)`` records every image as ``disabled``. With a detector,
+each image gets the largest confident cat/dog box whose species agrees with the listing (when the listing says),
+a margin around it, and a content-addressed JPEG crop. Every outcome is recorded in ``crop_status``:
+
+``cropped``           a box was found and the crop written (``crop_path``)
+``no_detection``      no confident cat/dog: the full image stands (``crop_path`` null)
+``species_mismatch``  only the other species was found (box of the best one recorded, no crop)
+``too_small``         the chosen box is narrower than ``min_box_side`` pixels (box recorded, no crop)
+``disabled``          no detector configured
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image, ImageOps
+
+from petid.paths import store_content
+
+COCO_CLASSES = {15: "cat", 16: "dog"}  # COCO ids of the only classes we keep
+CROP_STATUSES = ("cropped", "no_detection", "species_mismatch", "too_small", "disabled")
+CROP_QUALITY = 95
+
+CROPS_SCHEMA = pa.schema(
+    [
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("bbox", pa.list_(pa.float32())),  # x1, y1, x2, y2 in original pixels (detector box, no margin)
+        pa.field("crop_path", pa.string()),
+        pa.field("det_species", pa.string()),
+        pa.field("det_conf", pa.float32()),
+        pa.field("crop_status", pa.string(), nullable=False),
+    ]
+)
+
+
+class CropError(RuntimeError):
+    """The detector could not be loaded, or an image could not be read for detection or cropping."""
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One cat/dog box in original-image pixel coordinates."""
+
+    species: str
+    conf: float
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+    @property
+    def area(self) -> float:
+        return max(self.width, 0.0) * max(self.height, 0.0)
+
+
+class Detector(Protocol):
+    """Anything with ``detect(paths) -> list[list[Detection]]`` (one list per path, in order)."""
+
+    def detect(self, paths: Sequence[str]) -> list[list[Detection]]: ...
+
+
+class YoloDetector:
+    """Batched Ultralytics YOLO cat/dog detector, loaded lazily on first use.
+
+    ``weights``: ``yolo11n.pt`` (a hub name, downloaded by Ultralytics when online), a local ``.pt``/``.onnx`` file,
+    or an exported model folder such as ``yolo11n_int8_openvino_model/`` (offline).
+    Images are decoded at reduced size (JPEG draft mode, never below ``imgsz``) and boxes are scaled back to
+    original pixels.
+    """
+
+    def __init__(
+        self, weights: str = "yolo11n.pt", conf: float = 0.25, imgsz: int = 640, batch: int = 16, device: str = "cpu"
+    ) -> None:
+        self.weights = str(weights)
+        self.conf = conf
+        self.imgsz = imgsz
+        self.batch = max(1, int(batch))
+        self.device = device
+        self._model: Any = None
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = _load_yolo(self.weights)
+        return self._model
+
+    def detect(self, paths: Sequence[str]) -> list[list[Detection]]:
+        """Cat/dog detections per image (any order within an image), for each path in order."""
+        out: list[list[Detection]] = []
+        for start in range(0, len(paths), self.batch):
+            chunk = list(paths[start : start + self.batch])
+            arrays, scales = zip(*(_load_for_detection(p, self.imgsz) for p in chunk), strict=True)
+            results = self.model.predict(
+                list(arrays),
+                conf=self.conf,
+                imgsz=self.imgsz,
+                classes=sorted(COCO_CLASSES),
+                batch=self.batch,
+                device=self.device,
+                verbose=False,
+            )
+            for result, (sx, sy) in zip(results, scales, strict=True):
+                boxes = result.boxes
+                xyxy = boxes.xyxy.cpu().numpy() if len(boxes) else np.zeros((0, 4))
+                cls = boxes.cls.cpu().numpy().astype(int) if len(boxes) else []
+                confs = boxes.conf.cpu().numpy() if len(boxes) else []
+                out.append(
+                    [
+                        Detection(COCO_CLASSES[c], float(p), (float(b[0] * sx), float(b[1] * sy), float(b[2] * sx), float(b[3] * sy)))
+                        for b, c, p in zip(xyxy, cls, confs, strict=True)
+                        if c in COCO_CLASSES
+                    ]
+                )
+        return out
+
+
+def _load_yolo(weights: str) -> Any:
+    from ultralytics import YOLO  # heavy: imported only when a detector is actually used
+
+    path = Path(weights).expanduser()
+    if path.exists():
+        return YOLO(str(path), task="detect")
+    if os.sep in weights or weights.endswith(("_model", "/")):
+        raise CropError(f"detector weights not found: {weights} (a local .pt file or an exported model folder)")
+    try:
+        return YOLO(weights, task="detect")  # a hub name such as yolo11n.pt: needs the network the first time
+    except Exception as exc:  # noqa: BLE001 - Ultralytics raises many kinds when offline
+        raise CropError(f"could not load detector {weights!r} (offline? use a local file or folder): {exc}") from exc
+
+
+_SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that transpose width and height
+
+
+def _load_for_detection(path: str, imgsz: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """BGR array at reduced resolution (>= imgsz on the short side when possible) and the factors back to
+    original, EXIF-oriented pixels."""
+    try:
+        with Image.open(path) as img:
+            full_w, full_h = img.size
+            orientation = img.getexif().get(0x0112, 1)
+            img.draft("RGB", (imgsz, imgsz))  # JPEG only: decode at 1/2, 1/4, 1/8 scale, never below imgsz
+            small = ImageOps.exif_transpose(img.convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise CropError(f"cannot read image for detection: {path}: {exc}") from exc
+    if orientation in _SWAPS_AXES:
+        full_w, full_h = full_h, full_w
+    sx, sy = full_w / small.width, full_h / small.height
+    return np.ascontiguousarray(np.asarray(small)[:, :, ::-1]), (sx, sy)
+
+
+def choose_detection(
+    detections: Sequence[Detection], listing_species: str | None, min_conf: float
+) -> tuple[Detection | None, str]:
+    """The largest confident detection agreeing with the listing species, and the status it leads to
+    (``cropped`` before the size check, ``no_detection`` or ``species_mismatch``)."""
+    confident = [d for d in detections if d.conf >= min_conf]
+    if not confident:
+        return None, "no_detection"
+    if listing_species is not None:
+        agreeing = [d for d in confident if d.species == listing_species]
+        if not agreeing:
+            return max(confident, key=lambda d: (d.area, d.conf)), "species_mismatch"
+        confident = agreeing
+    return max(confident, key=lambda d: (d.area, d.conf)), "cropped"
+
+
+def crop_box(box: Sequence[float], width: int, height: int, margin: float) -> tuple[int, int, int, int]:
+    """Integer crop rectangle: the box grown by ``margin`` of its size on every side, clipped to the image."""
+    x1, y1, x2, y2 = box
+    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+    left, top = max(0, int(np.floor(x1 - mx))), max(0, int(np.floor(y1 - my)))
+    right, bottom = min(width, int(np.ceil(x2 + mx))), min(height, int(np.ceil(y2 + my)))
+    return left, top, max(right, left + 1), max(bottom, top + 1)
+
+
+def _write_crop(path: str, box: Sequence[float], margin: float, out_dir: Path) -> str:
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img).convert("RGB")
+            region = img.crop(crop_box(box, img.width, img.height, margin))
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise CropError(f"cannot read image for cropping: {path}: {exc}") from exc
+    buf = io.BytesIO()
+    region.save(buf, format="JPEG", quality=CROP_QUALITY)
+    _, crop_path = store_content(out_dir, buf.getvalue(), ".jpg")
+    return str(crop_path)
+
+
+def _chunks(n: int, size: int) -> Iterator[range]:
+    for start in range(0, n, size):
+        yield range(start, min(n, start + size))
+
+
+def crop_images(
+    images: pa.Table,
+    detector: Detector | None,
+    out_dir: str | os.PathLike[str],
+    margin: float = 0.1,
+    min_box_side: int = 32,
+    min_conf: float = 0.25,
+    chunk_size: int = 256,
+) -> pa.Table:
+    """Detect and crop the animal in every image of ``images`` (needs ``image_id``, ``path``; ``species`` when
+    present is the listing's). Returns one row per input row in ``CROPS_SCHEMA``; see the module doc for statuses.
+    Images are processed in chunks so memory stays bounded; crops are content-addressed under ``out_dir``."""
+    missing = {"image_id", "path"} - set(images.column_names)
+    if missing:
+        raise ValueError(f"crop_images: images table lacks column(s) {sorted(missing)}")
+    image_ids = images.column("image_id").to_pylist()
+    n = len(image_ids)
+    if detector is None:
+        return pa.table(
+            {
+                "image_id": image_ids,
+                "bbox": pa.nulls(n, pa.list_(pa.float32())),
+                "crop_path": pa.nulls(n, pa.string()),
+                "det_species": pa.nulls(n, pa.string()),
+                "det_conf": pa.nulls(n, pa.float32()),
+                "crop_status": ["disabled"] * n,
+            },
+            schema=CROPS_SCHEMA,
+        )
+    paths = images.column("path").to_pylist()
+    species = images.column("species").to_pylist() if "species" in images.column_names else [None] * n
+    out = Path(out_dir)
+    rows: dict[str, list[Any]] = {name: [] for name in CROPS_SCHEMA.names}
+    for chunk in _chunks(n, chunk_size):
+        found = detector.detect([paths[i] for i in chunk])
+        if len(found) != len(chunk):
+            raise CropError(f"detector returned {len(found)} results for {len(chunk)} images")
+        for i, detections in zip(chunk, found, strict=True):
+            best, status = choose_detection(detections, species[i], min_conf)
+            crop_path = None
+            if status == "cropped" and min(best.width, best.height) < min_box_side:
+                status = "too_small"
+            if status == "cropped":
+                crop_path = _write_crop(paths[i], best.box, margin, out)
+            rows["image_id"].append(image_ids[i])
+            rows["bbox"].append(list(best.box) if best else None)
+            rows["crop_path"].append(crop_path)
+            rows["det_species"].append(best.species if best else None)
+            rows["det_conf"].append(best.conf if best else None)
+            rows["crop_status"].append(status)
+    return pa.Table.from_pydict(rows, schema=CROPS_SCHEMA)
