@@ -1,0 +1,282 @@
+"""64-bit perceptual hashes (pHash, dHash): the ``imagehash`` library's algorithms, vectorised over batches.
+
+Given the same grey pixels the values are bit-identical to ``imagehash.phash`` / ``imagehash.dhash`` (defaults:
+hash_size 8, highfreq_factor 4), packed into a uint64 whose most significant bit is the first (top-left) bit, i.e.
+``int(str(imagehash.phash(img)), 16)``.
+
+``fast=True`` decodes less: JPEGs in draft mode (libjpeg DCT scaling, luma only) and still WebPs through libwebp's
+scaled luma-only decode; both give a grey image whose shorter side is about ``FAST_MIN_SIDE`` before the usual
+Lanczos resize. That changes a few bits relative to a full decode (measured by ``bench/curation.py`` and the tests);
+``fast=False`` decodes fully and matches imagehash on the file exactly.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import io
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+HASH_SIZE = 8
+PHASH_SIDE = HASH_SIZE * 4  # imagehash's highfreq_factor = 4
+FAST_MIN_SIDE = 64
+CHUNK_SIZE = 64
+
+HASH_SCHEMA = pa.schema(
+    [
+        pa.field("path", pa.string()),
+        pa.field("phash", pa.uint64()),
+        pa.field("dhash", pa.uint64()),
+        pa.field("error", pa.string()),  # null when hashed; else why the file could not be decoded
+    ]
+)
+_POWERS = (np.uint64(1) << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
+
+
+class HashError(ValueError):
+    """A file could not be decoded for hashing."""
+
+
+def _pack(bits: np.ndarray) -> np.ndarray:
+    """(n, 64) booleans, first bit most significant → (n,) uint64."""
+    packed = np.packbits(bits.reshape(len(bits), 64).astype(np.uint8), axis=1)
+    return packed.view(">u8").reshape(-1).astype(np.uint64)
+
+
+def phash_pixels(pixels: np.ndarray) -> np.ndarray:
+    """pHash of a batch of (n, 32, 32) grey images (already resized): DCT-II on both axes, top-left 8x8, > median."""
+    import scipy.fftpack
+
+    pixels = np.asarray(pixels)
+    dct = scipy.fftpack.dct(scipy.fftpack.dct(pixels, axis=1), axis=2)
+    low = dct[:, :HASH_SIZE, :HASH_SIZE].reshape(len(pixels), -1)
+    return _pack(low > np.median(low, axis=1, keepdims=True))
+
+
+def dhash_pixels(pixels: np.ndarray) -> np.ndarray:
+    """dHash of a batch of (n, 8, 9) grey images: each pixel brighter than its left neighbour."""
+    pixels = np.asarray(pixels)
+    return _pack(pixels[:, :, 1:] > pixels[:, :, :-1])
+
+
+def _resized(gray: Any) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image
+
+    return (
+        np.asarray(gray.resize((PHASH_SIDE, PHASH_SIDE), Image.Resampling.LANCZOS)),
+        np.asarray(gray.resize((HASH_SIZE + 1, HASH_SIZE), Image.Resampling.LANCZOS)),
+    )
+
+
+def hash_pil_images(images: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(phash, dhash) uint64 arrays for PIL images, exactly as ``imagehash.phash`` / ``imagehash.dhash`` would."""
+    if not images:
+        return np.empty(0, np.uint64), np.empty(0, np.uint64)
+    small = [_resized(img.convert("L")) for img in images]
+    return phash_pixels(np.stack([s[0] for s in small])), dhash_pixels(np.stack([s[1] for s in small]))
+
+
+def hamming(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
+    """Bitwise Hamming distance between uint64 hashes (broadcasting)."""
+    return np.bitwise_count(np.bitwise_xor(np.asarray(a, np.uint64), np.asarray(b, np.uint64))).astype(np.int64)
+
+
+def to_hex(value: int) -> str:
+    """The 16-hex-digit string imagehash prints for the same hash."""
+    return f"{int(value):016x}"
+
+
+def load_gray(data: bytes, fast: bool = True, min_side: int = FAST_MIN_SIDE) -> Any:
+    """A grey PIL image of encoded ``data`` for hashing; with ``fast`` a reduced decode (JPEG draft, scaled WebP).
+    Raises ``HashError`` naming the problem when the bytes do not decode."""
+    from PIL import Image
+
+    if fast and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        luma = _webp_luma(data, min_side)
+        if luma is not None:
+            return Image.fromarray(luma, "L")
+    try:
+        img = Image.open(io.BytesIO(data))
+        if fast and img.format == "JPEG":
+            img.draft("L", (min_side, min_side))
+        return img.convert("L")
+    except Exception as exc:  # noqa: BLE001 - reported per file with its message
+        raise HashError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def hash_file(path: str | os.PathLike[str], fast: bool = True) -> tuple[int, int]:
+    """(phash, dhash) of one file as Python ints."""
+    with open(path, "rb") as fh:
+        gray = load_gray(fh.read(), fast)
+    p, d = hash_pil_images([gray])
+    return int(p[0]), int(d[0])
+
+
+def _hash_chunk(args: tuple[list[str], bool]) -> list[tuple[int | None, int | None, str | None]]:
+    paths, fast = args
+    small_p, small_d, ok, errors = [], [], [], [None] * len(paths)
+    for i, path in enumerate(paths):
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+            p, d = _resized(load_gray(data, fast))
+        except (OSError, HashError) as exc:
+            errors[i] = f"{path}: {exc}"
+            continue
+        small_p.append(p)
+        small_d.append(d)
+        ok.append(i)
+    out: list[tuple[int | None, int | None, str | None]] = [(None, None, e) for e in errors]
+    if ok:
+        ph, dh = phash_pixels(np.stack(small_p)), dhash_pixels(np.stack(small_d))
+        for k, i in enumerate(ok):
+            out[i] = (int(ph[k]), int(dh[k]), None)
+    return out
+
+
+def _iter_hashes(paths: Sequence[str], workers: int, fast: bool) -> Iterator[tuple[int | None, int | None, str | None]]:
+    tasks = ((list(paths[s : s + CHUNK_SIZE]), fast) for s in range(0, len(paths), CHUNK_SIZE))
+    if workers <= 1 or len(paths) <= CHUNK_SIZE:
+        for task in tasks:
+            yield from _hash_chunk(task)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for results in pool.map(_hash_chunk, tasks, chunksize=1):
+            yield from results
+
+
+def hash_images(paths: Sequence[str | os.PathLike[str]], workers: int | None = None, fast: bool = True) -> pa.Table:
+    """pHash and dHash (uint64) of every file, in input order: columns ``path``, ``phash``, ``dhash``, ``error``.
+
+    A file that cannot be read or decoded gets null hashes and its message in ``error`` (never dropped, so the
+    result lines up row for row with ``paths``). ``fast=False`` disables the reduced decoding shortcuts.
+    """
+    from curation.images import default_workers
+
+    paths = [os.fspath(p) for p in paths]
+    workers = default_workers() if workers is None else max(1, int(workers))
+    phashes, dhashes, errors = [], [], []
+    for p, d, e in _iter_hashes(paths, workers, fast):
+        phashes.append(p)
+        dhashes.append(d)
+        errors.append(e)
+    return pa.Table.from_arrays(
+        [pa.array(paths, pa.string()), pa.array(phashes, pa.uint64()), pa.array(dhashes, pa.uint64()),
+         pa.array(errors, pa.string())],
+        schema=HASH_SCHEMA,
+    )
+
+
+# --- reduced WebP decoding ------------------------------------------------------------------------------------------
+# Pillow always decodes WebP at full size to RGB(A). For a hash we only need a small grey image, so we ask libwebp
+# (the copy bundled with Pillow, else the system one) for the luma plane, scaled during decoding, without the loop
+# filter or fancy upsampling. Any failure falls back to Pillow.
+
+_MODE_YUV = 11
+_ABI_VERSIONS = (0x0209, 0x0208)
+
+
+class _Features(ctypes.Structure):
+    _fields_ = [("width", ctypes.c_int), ("height", ctypes.c_int), ("has_alpha", ctypes.c_int),
+                ("has_animation", ctypes.c_int), ("format", ctypes.c_int), ("pad", ctypes.c_uint32 * 5)]
+
+
+class _YUVA(ctypes.Structure):
+    _fields_ = [("y", ctypes.POINTER(ctypes.c_uint8)), ("u", ctypes.POINTER(ctypes.c_uint8)),
+                ("v", ctypes.POINTER(ctypes.c_uint8)), ("a", ctypes.POINTER(ctypes.c_uint8)),
+                ("y_stride", ctypes.c_int), ("u_stride", ctypes.c_int), ("v_stride", ctypes.c_int),
+                ("a_stride", ctypes.c_int), ("y_size", ctypes.c_size_t), ("u_size", ctypes.c_size_t),
+                ("v_size", ctypes.c_size_t), ("a_size", ctypes.c_size_t)]
+
+
+class _RGBA(ctypes.Structure):
+    _fields_ = [("rgba", ctypes.POINTER(ctypes.c_uint8)), ("stride", ctypes.c_int), ("size", ctypes.c_size_t)]
+
+
+class _Union(ctypes.Union):
+    _fields_ = [("RGBA", _RGBA), ("YUVA", _YUVA)]
+
+
+class _DecBuffer(ctypes.Structure):
+    _fields_ = [("colorspace", ctypes.c_int), ("width", ctypes.c_int), ("height", ctypes.c_int),
+                ("is_external_memory", ctypes.c_int), ("u", _Union), ("pad", ctypes.c_uint32 * 4),
+                ("private_memory", ctypes.POINTER(ctypes.c_uint8))]
+
+
+class _Options(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int) for name in (
+        "bypass_filtering", "no_fancy_upsampling", "use_cropping", "crop_left", "crop_top", "crop_width",
+        "crop_height", "use_scaling", "scaled_width", "scaled_height", "use_threads", "dithering_strength", "flip",
+        "alpha_dithering_strength")] + [("pad", ctypes.c_uint32 * 5)]
+
+
+class _Config(ctypes.Structure):
+    _fields_ = [("input", _Features), ("output", _DecBuffer), ("options", _Options)]
+
+
+@lru_cache(maxsize=1)
+def _webp_library() -> tuple[ctypes.CDLL, int] | None:
+    import PIL
+
+    candidates = sorted(glob.glob(os.path.join(os.path.dirname(PIL.__file__), os.pardir, "pillow.libs", "libwebp-*.so*")))
+    candidates += ["libwebp.so.7", "libwebp.so"]
+    for name in candidates:
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        lib.WebPInitDecoderConfigInternal.argtypes = [ctypes.POINTER(_Config), ctypes.c_int]
+        lib.WebPDecode.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_Config)]
+        lib.WebPFreeDecBuffer.argtypes = [ctypes.POINTER(_DecBuffer)]
+        for abi in _ABI_VERSIONS:
+            config = _Config()
+            if lib.WebPInitDecoderConfigInternal(ctypes.byref(config), abi):
+                return lib, abi
+    return None
+
+
+def webp_available() -> bool:
+    return _webp_library() is not None
+
+
+def _webp_luma(data: bytes, min_side: int = 64) -> np.ndarray | None:
+    """Grey (ITU-R 601 full-range) image of a still WebP, scaled during decoding so its shorter side is about
+    ``min_side``; ``None`` when libwebp is unavailable, the file is animated, or decoding fails."""
+    loaded = _webp_library()
+    if loaded is None:
+        return None
+    lib, abi = loaded
+    config = _Config()
+    if not lib.WebPInitDecoderConfigInternal(ctypes.byref(config), abi):
+        return None
+    lib.WebPGetFeaturesInternal.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_Features), ctypes.c_int]
+    if lib.WebPGetFeaturesInternal(data, len(data), ctypes.byref(config.input), abi) != 0:
+        return None
+    width, height = config.input.width, config.input.height
+    if config.input.has_animation or width <= 0 or height <= 0:
+        return None
+    scale = min(1.0, min_side / min(width, height))
+    config.options.use_scaling = int(scale < 1.0)
+    config.options.scaled_width = max(1, round(width * scale))
+    config.options.scaled_height = max(1, round(height * scale))
+    config.options.bypass_filtering = 1
+    config.options.no_fancy_upsampling = 1
+    config.output.colorspace = _MODE_YUV
+    if lib.WebPDecode(data, len(data), ctypes.byref(config)) != 0:
+        return None
+    try:
+        out = config.output
+        yuva = out.u.YUVA
+        rows = np.ctypeslib.as_array(yuva.y, shape=(out.height, yuva.y_stride))[:, : out.width]
+        luma = rows.astype(np.float32)
+    finally:
+        lib.WebPFreeDecBuffer(ctypes.byref(config.output))
+    # VP8 stores limited-range luma (16..235); Pillow's "L" is full range.
+    return np.clip((luma - 16.0) * (255.0 / 219.0) + 0.5, 0, 255).astype(np.uint8)
