@@ -1,0 +1,124 @@
+"""Telegram Desktop export import on exports written by ``petid.sample.telegram_export.write_export``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from petid.cli import main
+from petid.paths import sha256_bytes
+from petid.sample.model import SamplePhoto, SamplePost
+from petid.sample.telegram_export import write_export
+from scrapers.telegram.export import import_export
+from scrapers.telegram.normalize import TelegramError
+
+CH = "petid_test_channel"
+T0 = dt.datetime(2025, 3, 1, 9, 0)
+
+
+def _img(seed: int, fmt: str = "JPEG") -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (seed * 40 % 256, seed * 70 % 256, 90)).save(buf, fmt)
+    return buf.getvalue()
+
+
+def _posts() -> list[SamplePost]:
+    jpg = lambda i: SamplePhoto(_img(i), ".jpg")  # noqa: E731
+    return [
+        SamplePost(100, T0, "Пропала кошка! ул. Коштоянца", (jpg(1),), animal_id=1),
+        SamplePost(102, T0 + dt.timedelta(hours=1), "Найден пёс, ищем хозяина",
+                   (jpg(2), SamplePhoto(_img(3, "WEBP"), ".webp"), jpg(4)), animal_id=2),  # album incl. image doc
+        SamplePost(106, T0 + dt.timedelta(hours=2), "Потерялась собака, фото позже"),  # text only
+        SamplePost(107, T0 + dt.timedelta(hours=3), "Пропал питомец? Памятка https://example.org/p", link_preview=True),
+        SamplePost(108, T0 + dt.timedelta(hours=4), "Отдам котёнка в добрые руки", (jpg(5),)),
+        SamplePost(109, T0 + dt.timedelta(hours=5), "Продам переноску для кошки", (jpg(6),)),
+        SamplePost(110, T0 + dt.timedelta(hours=6), "Кот нашёлся, спасибо всем!", (jpg(7),)),
+        SamplePost(111, T0 + dt.timedelta(hours=7), "Внимание: ул. Коштоянца перекрыта", (jpg(8),)),
+        SamplePost(112, T0 + dt.timedelta(hours=7), "Найдена кошка у метро", (jpg(9), jpg(10)), animal_id=3),
+    ]
+
+
+def test_write_export_is_desktop_format(tmp_path: Path) -> None:
+    path = write_export(CH, _posts(), tmp_path / "exp")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["name"] == CH and data["type"] == "public_channel"
+    messages = {m["id"]: m for m in data["messages"]}
+    assert messages[99]["type"] == "service"
+    assert [messages[i].get("photo", messages[i].get("file")) is not None for i in (102, 103, 104)] == [True] * 3
+    assert messages[103]["mime_type"] == "image/webp" and messages[103]["file"].startswith("files/")
+    assert sum(bool(messages[i]["text"]) for i in (102, 103, 104)) == 1  # one caption per album
+    assert isinstance(messages[107]["text"], list) and messages[107]["text"][1]["type"] == "link"
+    assert "photo" not in messages[107] and "file" not in messages[107]
+    assert (tmp_path / "exp" / messages[100]["photo"]).is_file()
+
+
+def test_import_export_selects_animals_and_assembles_albums(tmp_path: Path) -> None:
+    write_export(CH, _posts(), tmp_path / "exp")
+    result = import_export(tmp_path / "exp", tmp_path / "raw")
+    posts = {r["first_message_id"]: r for r in result.posts.to_pylist()}
+    assert sorted(posts) == [100, 102, 112]
+    assert posts[102]["message_ids"] == [102, 103, 104] and posts[102]["n_photos"] == 3
+    assert (posts[102]["species"], posts[102]["kind"]) == ("dog", "found")
+    assert (posts[100]["species"], posts[100]["kind"], posts[100]["url"]) == ("cat", "lost", f"https://t.me/{CH}/100")
+    assert posts[100]["date"] == "2025-03-01T09:00:00+00:00"
+    assert posts[112]["n_photos"] == 2  # same minute as 111, but 111 is its own captioned post
+    rows = result.catalogue.to_pylist()
+    assert len(rows) == 6 and {r["identity_id"] for r in rows} == {f"telegram:{CH}:{i}" for i in (100, 102, 112)}
+    webp = [r for r in rows if r["path"].endswith(".webp")]
+    assert len(webp) == 1 and webp[0]["photo_url"] == f"https://t.me/{CH}/103"
+    for row in rows:
+        path = Path(row["path"])
+        assert path.parent.parent == tmp_path / "raw" / CH / "photos" and path.stem == sha256_bytes(path.read_bytes())
+    s = result.stats
+    assert (s["excluded_adoption"], s["excluded_sale"], s["excluded_reunited"], s["not_animal"]) == (1, 1, 1, 1)
+    assert s["selected_without_photos"] == 2  # text-only and link-preview posts
+
+    again = import_export(tmp_path / "exp", tmp_path / "raw")  # idempotent
+    assert again.catalogue.equals(result.catalogue) and again.stats["posts_already_stored"] == 3
+
+
+def test_import_export_sample_world(tmp_path: Path) -> None:
+    from petid.sample.world import build_world
+
+    world = build_world(seed=0, n_animals=48)
+    write_export(world.channel, world.posts, tmp_path / "exp")
+    result = import_export(tmp_path / "exp", tmp_path / "raw")
+    animal_posts = [p for p in world.posts if p.animal_id is not None]
+    assert sorted(result.posts["first_message_id"].to_pylist()) == sorted(p.message_id for p in animal_posts)
+    assert result.catalogue.num_rows == sum(len(p.photos) for p in animal_posts)
+    stored = {Path(p).stem for p in result.catalogue["path"].to_pylist()}
+    assert stored == {sha256_bytes(ph.data) for p in animal_posts for ph in p.photos}
+
+
+def test_bad_exports_are_named(tmp_path: Path) -> None:
+    with pytest.raises(TelegramError, match="no result.json"):
+        import_export(tmp_path, tmp_path / "raw")
+    (tmp_path / "result.json").write_text('{"name": "x"}')
+    with pytest.raises(TelegramError, match="no 'messages' list"):
+        import_export(tmp_path, tmp_path / "raw")
+    (tmp_path / "result.json").write_text(json.dumps({"name": "chan_name", "messages": [
+        {"id": 5, "type": "message", "date": "2025-01-01T00:00:00", "text": "Пропал кот", "photo": "../../etc/x.jpg"}]}))
+    with pytest.raises(TelegramError, match=r"message 5: media path '../../etc/x.jpg' points outside"):
+        import_export(tmp_path, tmp_path / "raw")
+    (tmp_path / "result.json").write_text(json.dumps({"name": "chan_name", "messages": [
+        {"id": 6, "type": "message", "date": "2025-01-01T00:00:00", "text": "Пропал кот", "photo": "photos/gone.jpg"},
+        {"id": 7, "type": "message", "date": "2025-01-01T00:00:00", "text": "Пропал кот",
+         "photo": "(File not included. Change data exporting settings to download.)"}]}))
+    result = import_export(tmp_path, tmp_path / "raw")
+    assert result.stats["photos_missing"] == 1 and result.stats["photos_not_exported"] == 1
+    assert result.catalogue.num_rows == 0
+
+
+def test_cli_import_export_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_export(CH, _posts(), tmp_path / "exp")
+    code = main(["telegram", "import-export", str(tmp_path / "exp"), "--raw-dir", str(tmp_path / "raw"), "--json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["posts"], summary["photos"], summary["channels"]) == (3, 6, [CH])
+    assert main(["telegram", "import-export", str(tmp_path / "nothing"), "--raw-dir", str(tmp_path / "raw")]) == 2
+    assert "no result.json" in capsys.readouterr().err
