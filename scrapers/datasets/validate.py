@@ -60,7 +60,7 @@ def validate_catalogue(
         ident, source, path = cols["identity_id"][i], cols["source"][i], cols["path"][i]
         if not ident or not source or not str(ident).startswith(f"{source}:") or ident == f"{source}:":
             flag("identity_id not '<source>:<id>'", i, f"source={source!r}")
-        if not path or cols["path"][i] == "":
+        if not path:
             flag("no image path", i)
             continue
         key = (ident, path)

@@ -161,7 +161,7 @@ class ChannelStore:
             return []
         latest: dict[str, dict] = {}
         with open(self.records_path, encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, start=1):
+            for line in fh:
                 if not line.strip():
                     continue
                 try:
