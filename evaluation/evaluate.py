@@ -1,0 +1,188 @@
+"""Evaluate a model beside the frozen baseline: identification, verification, McNemar, per-group breakdowns.
+
+``evaluate`` is what the ``evaluation_report`` asset and ``petid evaluate`` call. Every identity in ``frame`` is
+treated as unseen (the caller passes the ``test`` split of a manifest, or a dataset the model never saw).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evaluation.embeddings import Embedder, embed_frame
+from evaluation.identification import IdentificationResult, identify
+from evaluation.mcnemar import mcnemar
+from evaluation.verification import Pairs, VerificationResult, make_pairs, verify
+
+EmbedderFactory = Callable[[str, Any], Embedder]
+
+
+class EvaluationError(ValueError):
+    """The evaluation frame cannot be evaluated (missing columns, too few identities or photos)."""
+
+
+@dataclass
+class ModelEvaluation:
+    """Everything measured for one model on one frame."""
+
+    model: str
+    identification: IdentificationResult
+    verification: VerificationResult
+
+    def metrics(self) -> dict[str, float | int]:
+        ident = self.identification
+        return {
+            "top1": ident.top1,
+            "top5": ident.top5,
+            "top10": ident.top10,
+            "map": ident.map,
+            **self.verification.metrics(),
+            "n_queries": ident.n_queries,
+        }
+
+
+def prepare_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy with ``path``, ``identity_id``, ``source``, ``species`` (``unknown`` where missing), index reset."""
+    frame = frame.copy()
+    if "identity_id" not in frame and "identity" in frame:
+        frame = frame.rename(columns={"identity": "identity_id"})
+    missing = [c for c in ("path", "identity_id") if c not in frame]
+    if missing:
+        raise EvaluationError(f"evaluation frame lacks column(s) {missing} (columns: {list(frame.columns)})")
+    for column in ("source", "species"):
+        values = frame[column] if column in frame else pd.Series([None] * len(frame), index=frame.index)
+        frame[column] = values.where(values.notna(), "unknown").astype(str)
+    frame["identity_id"] = frame["identity_id"].astype(str)
+    frame["path"] = frame["path"].astype(str)
+    frame = frame.reset_index(drop=True)
+    counts = frame["identity_id"].value_counts()
+    if len(counts) < 2 or int((counts >= 2).sum()) < 1:
+        raise EvaluationError(
+            f"need at least 2 identities and one with 2+ photos to evaluate; got {len(counts)} identities, "
+            f"{len(frame)} photos"
+        )
+    return frame
+
+
+def evaluate_embeddings(
+    frame: pd.DataFrame, embeddings: np.ndarray, model: str, pairs: Pairs, phash_threshold: int = 8
+) -> ModelEvaluation:
+    """Identification and verification of one model's embeddings of ``frame`` (already prepared)."""
+    phashes = frame["phash"].tolist() if "phash" in frame else None
+    if phashes is not None and any(v is None or (isinstance(v, float) and math.isnan(v)) for v in phashes):
+        phashes = None  # a partial hash column cannot exclude duplicates reliably; fall back to excluding self
+    ident = identify(embeddings, frame["identity_id"].to_numpy(), phashes=phashes, phash_threshold=phash_threshold)
+    return ModelEvaluation(model=model, identification=ident, verification=verify(embeddings, pairs))
+
+
+def breakdown(frame: pd.DataFrame, column: str, model: ModelEvaluation, baseline: ModelEvaluation) -> dict:
+    """Per-group (``source`` or ``species`` of the query) identification metrics, model and baseline."""
+    ident, base = model.identification, baseline.identification
+    groups = frame[column].to_numpy()[ident.query_index]
+    out: dict[str, dict[str, float | int]] = {}
+    for group in sorted(set(groups.tolist())):
+        sel = groups == group
+        out[group] = {
+            "n_queries": int(sel.sum()),
+            "n_identities": int(frame.loc[ident.query_index[sel], "identity_id"].nunique()),
+            "top1": float(np.mean(ident.ranks[sel] <= 1)),
+            "top5": float(np.mean(ident.ranks[sel] <= 5)),
+            "top10": float(np.mean(ident.ranks[sel] <= 10)),
+            "map": float(np.mean(ident.average_precision[sel])),
+            "baseline_top1": float(np.mean(base.ranks[sel] <= 1)),
+            "baseline_map": float(np.mean(base.average_precision[sel])),
+        }
+    return out
+
+
+def _default_factory(ref: str, registry_root: Any) -> Embedder:
+    from training.embedder import load_embedder
+
+    return load_embedder(ref, registry_root)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, non-finite floats to None."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def evaluate(
+    frame: pd.DataFrame,
+    model_ref: str,
+    registry_root: str | os.PathLike[str] | None,
+    out_dir: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str] | None,
+    baseline_ref: str = "baseline",
+    embedder_factory: EmbedderFactory | None = None,
+    batch_size: int = 32,
+    seed: int = 0,
+    phash_threshold: int = 8,
+) -> dict:
+    """Evaluate ``model_ref`` and ``baseline_ref`` on ``frame``; write report.json/.md/.html and plots to ``out_dir``.
+
+    ``frame``: ``path``, ``identity_id``, optional ``source``, ``species``, ``phash``. Returns the report dict:
+    headline metrics of the model, ``baseline`` (same keys), ``mcnemar`` (top-1 hits, model = A vs baseline = B),
+    ``per_source``/``per_species`` and ``queries`` (per-query ``path``, ``identity``, ``hit1``, ``rank``).
+    """
+    from evaluation.report import write_report
+
+    factory = embedder_factory or _default_factory
+    frame = prepare_frame(frame)
+    pairs = make_pairs(frame["identity_id"].to_numpy(), seed=seed)
+    if pairs.n_pos == 0:
+        raise EvaluationError("no verification pairs could be formed (every identity has a single photo?)")
+    model_embedder = factory(model_ref, registry_root)
+    baseline_embedder = model_embedder if baseline_ref == model_ref else factory(baseline_ref, registry_root)
+    evaluations = []
+    for embedder in (model_embedder, baseline_embedder):
+        vectors = embed_frame(frame, embedder, cache_dir, batch_size=batch_size)
+        evaluations.append(evaluate_embeddings(frame, vectors, embedder.model_id, pairs, phash_threshold))
+    model, baseline = evaluations
+    ident = model.identification
+    if not np.array_equal(ident.query_index, baseline.identification.query_index):
+        raise EvaluationError("model and baseline were evaluated on different queries")  # protocol invariant
+    report: dict[str, Any] = {
+        **model.metrics(),
+        "n_identities": int(frame["identity_id"].nunique()),
+        "n_images": int(len(frame)),
+        "model": model.model,
+        "model_ref": str(model_ref),
+        "baseline": {**baseline.metrics(), "model": baseline.model, "model_ref": str(baseline_ref)},
+        "mcnemar": mcnemar(ident.hits(1), baseline.identification.hits(1)),
+        "per_source": breakdown(frame, "source", model, baseline),
+        "per_species": breakdown(frame, "species", model, baseline),
+        "protocol": {
+            "seed": seed,
+            "phash_threshold": phash_threshold if "phash" in frame else None,
+            "max_pairs_per_image": 5,
+            "max_pos_per_identity": 15,
+        },
+        "queries": [
+            {
+                "path": frame.at[int(q), "path"],
+                "identity": frame.at[int(q), "identity_id"],
+                "hit1": bool(r <= 1),
+                "rank": int(r),
+                "baseline_hit1": bool(br <= 1),
+            }
+            for q, r, br in zip(ident.query_index, ident.ranks, baseline.identification.ranks)
+        ],
+    }
+    report = _clean(report)
+    write_report(report, Path(out_dir), frame, model, baseline)
+    return report

@@ -1,0 +1,140 @@
+"""Write an evaluation report: ``report.json``, ``report.md``, ``report.html`` and PNG figures in one folder."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from evaluation.plots import contact_sheet, roc_plot, score_histograms
+
+if TYPE_CHECKING:
+    from evaluation.evaluate import ModelEvaluation
+
+HEADLINE = ("top1", "top5", "top10", "map", "roc_auc", "eer", "eer_threshold", "best_acc", "best_acc_threshold")
+FIGURES = {"roc": "roc.png", "scores": "scores.png", "worst": "worst_false_matches.png"}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "—" if value is None else str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> tuple[str, str]:
+    """The same table as Markdown and as HTML."""
+    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows)
+    return "\n".join(md), f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def worst_false_matches(frame: pd.DataFrame, model: ModelEvaluation, limit: int = 12) -> list[dict[str, Any]]:
+    """Top-1 misses with the most confident wrong match: query, wrongly matched photo, score."""
+    ident = model.identification
+    misses = np.flatnonzero((ident.ranks > 1) & np.isfinite(ident.best_wrong_score))
+    misses = misses[np.argsort(-ident.best_wrong_score[misses], kind="stable")][:limit]
+    return [
+        {
+            "query": frame.at[int(ident.query_index[i]), "path"],
+            "query_identity": frame.at[int(ident.query_index[i]), "identity_id"],
+            "match": frame.at[int(ident.best_wrong[i]), "path"],
+            "match_identity": frame.at[int(ident.best_wrong[i]), "identity_id"],
+            "score": float(ident.best_wrong_score[i]),
+        }
+        for i in misses
+    ]
+
+
+def write_report(
+    report: dict[str, Any],
+    out_dir: str | os.PathLike[str],
+    frame: pd.DataFrame,
+    model: ModelEvaluation,
+    baseline: ModelEvaluation,
+) -> dict[str, Path]:
+    """Write the JSON, Markdown, HTML and figures; returns ``{name: path}``. ``report`` gains ``worst_false_matches``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = {"model": f"trained {model.model}", "baseline": f"baseline {baseline.model}"}
+    paths = {name: out / file for name, file in FIGURES.items()}
+    roc_plot(
+        {
+            labels["model"]: (model.verification.fpr, model.verification.tpr, model.verification.roc_auc),
+            labels["baseline"]: (baseline.verification.fpr, baseline.verification.tpr, baseline.verification.roc_auc),
+        },
+        paths["roc"],
+    )
+    score_histograms(
+        {
+            labels["model"]: (model.verification.scores, model.verification.labels),
+            labels["baseline"]: (baseline.verification.scores, baseline.verification.labels),
+        },
+        paths["scores"],
+    )
+    worst = worst_false_matches(frame, model)
+    report["worst_false_matches"] = worst
+    contact_sheet(
+        [([w["query"], w["match"]], f"{w['query_identity']} -> {w['match_identity']} ({w['score']:.3f})") for w in worst],
+        paths["worst"],
+        title="worst false matches: query | wrongly matched gallery photo",
+    )
+
+    headline_md, headline_html = _table(
+        ["model", *HEADLINE],
+        [
+            [labels["model"], *(report.get(k) for k in HEADLINE)],
+            [labels["baseline"], *(report["baseline"].get(k) for k in HEADLINE)],
+        ],
+    )
+    group_header = ["group", "n_queries", "n_identities", "top1", "top5", "top10", "map", "baseline_top1", "baseline_map"]
+    groups_md, groups_html = [], []
+    for key in ("per_source", "per_species"):
+        rows = [[name, *(vals.get(h) for h in group_header[1:])] for name, vals in report[key].items()]
+        md, htm = _table([key.replace("per_", ""), *group_header[1:]], rows)
+        groups_md.append(f"### {key.replace('_', ' ')}\n\n{md}")
+        groups_html.append(f"<h3>{html.escape(key.replace('_', ' '))}</h3>{htm}")
+    mc = report["mcnemar"]
+    mc_line = (
+        f"McNemar (top-1, model vs baseline): b={mc['b']}, c={mc['c']}, statistic={mc['statistic']:.3f}, "
+        f"p={mc['p_value']:.4g} ({mc['method']})"
+    )
+    counts = (
+        f"{report['n_identities']} identities, {report['n_images']} photos, {report['n_queries']} queries, "
+        f"{report['n_pairs_pos']} positive / {report['n_pairs_neg']} negative pairs"
+    )
+    md_text = "\n\n".join(
+        [
+            f"# Evaluation report: {report['model']}",
+            counts,
+            headline_md,
+            mc_line,
+            "## Breakdown",
+            *groups_md,
+            "## Figures",
+            f"![ROC]({FIGURES['roc']})",
+            f"![genuine/impostor scores]({FIGURES['scores']})",
+            f"![worst false matches]({FIGURES['worst']})",
+        ]
+    )
+    html_text = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>Evaluation {html.escape(str(report['model']))}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}</style></head><body>"
+        f"<h1>Evaluation report: {html.escape(str(report['model']))}</h1><p>{html.escape(counts)}</p>"
+        f"{headline_html}<p>{html.escape(mc_line)}</p><h2>Breakdown</h2>{''.join(groups_html)}<h2>Figures</h2>"
+        + "".join(f"<p><img src='{FIGURES[k]}' alt='{k}'></p>" for k in ("roc", "scores", "worst"))
+        + "</body></html>"
+    )
+    files = {**paths, "json": out / "report.json", "md": out / "report.md", "html": out / "report.html"}
+    files["json"].write_text(json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False), encoding="utf-8")
+    files["md"].write_text(md_text + "\n", encoding="utf-8")
+    files["html"].write_text(html_text, encoding="utf-8")
+    return files
