@@ -1,4 +1,4 @@
-"""Test helpers for evaluation/search tests: synthetic identity photos and a pixel-statistics embedder."""
+"""Dependency-free stand-ins for tests and smoke runs: synthetic identity photos and a pixel-statistics embedder."""
 
 from __future__ import annotations
 
