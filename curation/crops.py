@@ -100,11 +100,12 @@ class YoloDetector:
 
     def detect(self, paths: Sequence[str]) -> list[list[Detection]]:
         """Cat/dog detections per image (any order within an image), for each path in order."""
+        model = self.model  # load (and fail) before decoding anything
         out: list[list[Detection]] = []
         for start in range(0, len(paths), self.batch):
             chunk = list(paths[start : start + self.batch])
             arrays, scales = zip(*(_load_for_detection(p, self.imgsz) for p in chunk), strict=True)
-            results = self.model.predict(
+            results = model.predict(
                 list(arrays),
                 conf=self.conf,
                 imgsz=self.imgsz,
@@ -131,6 +132,7 @@ class YoloDetector:
 def _load_yolo(weights: str) -> Any:
     from ultralytics import YOLO  # heavy: imported only when a detector is actually used
 
+    _undo_pil_patch()
     path = Path(weights).expanduser()
     if path.exists():
         return YOLO(str(path), task="detect")
@@ -140,6 +142,19 @@ def _load_yolo(weights: str) -> Any:
         return YOLO(weights, task="detect")  # a hub name such as yolo11n.pt: needs the network the first time
     except Exception as exc:  # noqa: BLE001 - Ultralytics raises many kinds when offline
         raise CropError(f"could not load detector {weights!r} (offline? use a local file or folder): {exc}") from exc
+
+
+def _undo_pil_patch() -> None:
+    """Importing ultralytics replaces ``PIL.Image.open`` process-wide with a wrapper that, on any unidentifiable
+    file, tries to pip-install ``pi-heif`` (and raises ModuleNotFoundError offline). That would turn every
+    rejected non-image elsewhere in the pipeline into a crash or an install, so put Pillow's opener back."""
+    try:
+        from ultralytics.utils import patches
+    except ImportError:  # a future ultralytics without the patch
+        return
+    original = getattr(patches, "_image_open", None)
+    if original is not None and Image.open is getattr(patches, "image_open", None):
+        Image.open = original
 
 
 _SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that transpose width and height
