@@ -126,8 +126,19 @@ def _search_chunk(hashes: np.ndarray, shift: int, width: int, radius: int, thres
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     sorted_hashes = hashes[order]
-    counts = np.bincount(sorted_keys, minlength=1 << width)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    if width <= MAX_CHUNK_BITS:  # direct bucket table indexed by key
+        table_counts = np.bincount(sorted_keys, minlength=1 << width)
+        table_starts = np.concatenate(([0], np.cumsum(table_counts)[:-1]))
+
+        def lookup(probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return table_counts[probe], table_starts[probe]
+    else:  # too wide for a table: binary search over the distinct keys
+        distinct, first, distinct_counts = np.unique(sorted_keys, return_index=True, return_counts=True)
+
+        def lookup(probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            at = np.minimum(np.searchsorted(distinct, probe), len(distinct) - 1)
+            found = distinct[at] == probe
+            return np.where(found, distinct_counts[at], 0), first[at]
     positions = np.arange(len(keys), dtype=np.int64)
     low_side = {}  # top bit -> sorted positions whose key has 0 there
     out = []
@@ -141,16 +152,16 @@ def _search_chunk(hashes: np.ndarray, shift: int, width: int, radius: int, thres
             probe = sorted_keys[src] ^ mask
         else:
             src, probe = positions, sorted_keys
-        hits = counts[probe]
+        hits, starts = lookup(probe)
         single = hits == 1
-        a, b = src[single], starts[probe[single]]
+        a, b = src[single], starts[single]
         many = np.flatnonzero(hits > 1)
         if len(many):
             per = hits[many]
             rep = np.repeat(many, per)
             within = np.arange(int(per.sum()), dtype=np.int64) - np.repeat(np.cumsum(per) - per, per)
             a = np.concatenate((a, src[rep]))
-            b = np.concatenate((b, starts[probe[rep]] + within))
+            b = np.concatenate((b, starts[rep] + within))
         if not mask:
             keep = a < b
             a, b = a[keep], b[keep]
