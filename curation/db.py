@@ -54,8 +54,11 @@ def refresh_views(duckdb_path: str | os.PathLike[str], tables_dir: str | os.Path
             )
         for name, (needs, sql) in CONVENIENCE_VIEWS.items():
             if name not in names and all(n in names for n in needs):
-                con.execute(f"CREATE OR REPLACE VIEW {_quote_ident(name)} AS {sql}")
-                names.append(name)
+                try:
+                    con.execute(f"CREATE OR REPLACE VIEW {_quote_ident(name)} AS {sql}")
+                    names.append(name)
+                except duckdb.Error:  # the table lacks a column it needs: leave the convenience view out
+                    con.execute(f"DROP VIEW IF EXISTS {_quote_ident(name)}")
         existing = con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall()
         stale = [
             view
