@@ -57,7 +57,10 @@ def no_duplicate_content_within_identity(table: pa.Table, content_column: str = 
         return CheckOutcome(True, "no content hashes to compare", {"duplicates": 0})
     grouped = subset.group_by(["identity_id", content_column]).aggregate([(content_column, "count")])
     dupes = grouped.filter(pc.greater(grouped.column(f"{content_column}_count"), 1))
-    examples = [f"{r['identity_id']}: {r[content_column]} x{r[f'{content_column}_count']}" for r in dupes.slice(0, _EXAMPLES).to_pylist()]
+    count = f"{content_column}_count"
+    examples = [
+        f"{r['identity_id']}: {r[content_column]} x{r[count]}" for r in dupes.slice(0, _EXAMPLES).to_pylist()
+    ]
     return CheckOutcome(
         dupes.num_rows == 0,
         f"{dupes.num_rows} (identity, {content_column}) pairs occur more than once"
@@ -86,8 +89,9 @@ def min_photos_per_identity_in_splits(table: pa.Table, min_photos: int = 2) -> C
 
 def schema_matches(table: pa.Table, schema: pa.Schema) -> CheckOutcome:
     """``table`` passes ``validate_manifest`` against ``schema``."""
+    metadata = {"rows": table.num_rows, "columns": len(table.column_names)}
     try:
         validate_manifest(table, schema)
     except ManifestSchemaError as exc:
-        return CheckOutcome(False, str(exc), {"rows": table.num_rows, "columns": len(table.column_names)})
-    return CheckOutcome(True, "the table matches its schema", {"rows": table.num_rows, "columns": len(table.column_names)})
+        return CheckOutcome(False, str(exc), metadata)
+    return CheckOutcome(True, "the table matches its schema", metadata)

@@ -116,12 +116,12 @@ class YoloDetector:
             )
             for result, (sx, sy) in zip(results, scales, strict=True):
                 boxes = result.boxes
-                xyxy = boxes.xyxy.cpu().numpy() if len(boxes) else np.zeros((0, 4))
-                cls = boxes.cls.cpu().numpy().astype(int) if len(boxes) else []
-                confs = boxes.conf.cpu().numpy() if len(boxes) else []
+                xyxy = boxes.xyxy.cpu().numpy().astype(float).tolist() if len(boxes) else []
+                cls = boxes.cls.cpu().numpy().astype(int).tolist() if len(boxes) else []
+                confs = boxes.conf.cpu().numpy().astype(float).tolist() if len(boxes) else []
                 out.append(
                     [
-                        Detection(COCO_CLASSES[c], float(p), (float(b[0] * sx), float(b[1] * sy), float(b[2] * sx), float(b[3] * sy)))
+                        Detection(COCO_CLASSES[c], float(p), (b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy))
                         for b, c, p in zip(xyxy, cls, confs, strict=True)
                         if c in COCO_CLASSES
                     ]

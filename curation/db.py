@@ -49,9 +49,8 @@ def refresh_views(duckdb_path: str | os.PathLike[str], tables_dir: str | os.Path
     try:
         names = [p.stem for p in files]
         for path in files:
-            con.execute(
-                f"CREATE OR REPLACE VIEW {_quote_ident(path.stem)} AS SELECT * FROM read_parquet({_quote_str(str(path))})"
-            )
+            source = f"read_parquet({_quote_str(str(path))})"
+            con.execute(f"CREATE OR REPLACE VIEW {_quote_ident(path.stem)} AS SELECT * FROM {source}")
         for name, (needs, sql) in CONVENIENCE_VIEWS.items():
             if name not in names and all(n in names for n in needs):
                 try:

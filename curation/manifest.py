@@ -152,12 +152,11 @@ def build_image_manifest(
         matched = crops.take(pc.index_in(table.column("image_id"), value_set=crops.column("image_id").combine_chunks()))
         for name in CROPS_SCHEMA.names[1:]:
             table = table.append_column(name, matched.column(name))
-    status = table.column("crop_status") if "crop_status" in table.column_names else pa.nulls(table.num_rows, pa.string())
-    status = pc.fill_null(status, "disabled")
     if "crop_status" in table.column_names:
+        status = pc.fill_null(table.column("crop_status"), "disabled")
         table = table.set_column(table.column_names.index("crop_status"), "crop_status", status)
     else:
-        table = table.append_column("crop_status", status)
+        table = table.append_column("crop_status", pa.array(["disabled"] * table.num_rows, pa.string()))
     table = table.append_column("split", pa.array(_splits_per_row(table, min_photos, seed, ratios), pa.string()))
     manifest = conform(table, IMAGE_MANIFEST_SCHEMA)
     validate_manifest(manifest, IMAGE_MANIFEST_SCHEMA)
@@ -186,9 +185,9 @@ def build_identity_manifest(image_manifest: pa.Table) -> pa.Table:
     if image_manifest.num_rows == 0:
         return IDENTITY_MANIFEST_SCHEMA.empty_table()
     cropped = pc.cast(pc.equal(image_manifest.column("crop_status"), "cropped"), pa.int32())
-    table = image_manifest.select(["identity_id", "position", "source", "species", "kind", "date", "text", "url", "split"])
-    table = table.append_column("_cropped", cropped).sort_by([("identity_id", "ascending"), ("position", "ascending")])
     firsts = ["source", "species", "kind", "date", "text", "url", "split"]
+    table = image_manifest.select(["identity_id", "position", *firsts]).append_column("_cropped", cropped)
+    table = table.sort_by([("identity_id", "ascending"), ("position", "ascending")])
     grouped = table.group_by("identity_id", use_threads=False).aggregate(
         [(c, "first") for c in firsts] + [("identity_id", "count"), ("_cropped", "sum")]
     )
