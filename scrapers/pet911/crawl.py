@@ -1,0 +1,323 @@
+"""Incremental, polite, resumable pet911 crawl.
+
+``crawl_listings``: walk each feed newest first (enqueueing unknown ids) until ``stop_after_known`` consecutive
+known ids (promoted cards do not count) or ``max_pages``; then fetch every queued detail page. Every fetched page is
+archived (gzip, content-addressed) before it is parsed; state lives in ``raw_dir/state.sqlite``, so a killed run
+resumes (an interrupted feed walk is re-walked past the page where it stopped) and a rerun adds no duplicates.
+``download_photos`` fetches gallery photos from allowed hosts only, checks magic bytes and stores them
+content-addressed. ``reparse`` rebuilds the listing table from the archive without the network.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import pyarrow as pa
+
+from petid.paths import content_path, store_content
+from petid.records import catalogue_table, empty_catalogue
+from scrapers.http import DEFAULT_USER_AGENT, HttpError, HttpStatusError, PoliteClient
+from scrapers.pet911.archive import archive_page, archived_digests, read_page
+from scrapers.pet911.catalog import CatalogError, page_url, parse_catalog, parse_feed_spec
+from scrapers.pet911.parse import LISTING_KEYS, NotAListingError, is_valid_listing_id, parse_listing
+from scrapers.pet911.state import CrawlState
+
+LISTINGS_SCHEMA = pa.schema([
+    ("listing_id", pa.string()), ("kind", pa.string()), ("species", pa.string()), ("breed", pa.string()),
+    ("sex", pa.string()), ("date_added", pa.string()), ("date_event", pa.string()), ("city", pa.string()),
+    ("address", pa.string()), ("lat", pa.float64()), ("lng", pa.float64()), ("title", pa.string()),
+    ("description", pa.string()), ("photo_urls", pa.list_(pa.string())), ("closed", pa.bool_()),
+    ("url", pa.string()), ("page_sha256", pa.string()),
+])
+IMAGE_MAGIC = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"GIF87a", ".gif"), (b"GIF89a", ".gif"))
+
+
+@dataclass
+class CrawlConfig:
+    """Everything a crawl needs; defaults are polite settings for the live site."""
+
+    base_url: str = "https://pet911.ru"
+    feeds: list[str] = field(default_factory=lambda: ["lost", "found"])  # see catalog.parse_feed_spec
+    max_pages: int = 20
+    stop_after_known: int = 30
+    rate_limit_per_s: float = 1.0
+    jitter: float = 0.2
+    user_agent: str = DEFAULT_USER_AGENT
+    allowed_photo_hosts: list[str] = field(default_factory=lambda: ["pet911.ru", "cdn.pet911.ru"])
+    recheck_open: bool = False
+    recheck_limit: int = 200
+    timeout_s: float = 20.0
+    connect_timeout_s: float = 10.0
+    max_retries: int = 4
+    backoff_base_s: float = 1.0
+    max_retry_after_s: float = 300.0
+    max_response_bytes: int = 20_000_000
+    obey_robots: bool = True
+    probe_ids: list[str] = field(default_factory=list)  # id-probe strategy: ids to look up via /ajax/check-pet
+
+    def client(self) -> PoliteClient:
+        return PoliteClient(user_agent=self.user_agent, rate_limit_per_s=self.rate_limit_per_s, jitter=self.jitter,
+                            timeout_s=self.timeout_s, connect_timeout_s=self.connect_timeout_s,
+                            max_retries=self.max_retries, backoff_base_s=self.backoff_base_s,
+                            max_retry_after_s=self.max_retry_after_s, max_response_bytes=self.max_response_bytes,
+                            obey_robots=self.obey_robots)
+
+
+@dataclass
+class CrawlResult:
+    listings: pa.Table  # LISTINGS_SCHEMA: one row per known listing
+    stats: dict[str, int]  # new, updated, closed, failed, pages_fetched, queued
+    failures: list[dict[str, Any]]  # {"url", "reason"} (+ "listing_id" for detail pages)
+
+
+@dataclass
+class PhotoResult:
+    catalogue: pa.Table  # petid.records.CATALOGUE_SCHEMA, source "pet911"
+    stats: dict[str, int]  # downloaded, reused, failed, listings
+    failures: list[dict[str, Any]]
+
+
+def listings_table(records: list[dict[str, Any]]) -> pa.Table:
+    """Listing records (parse-listing keys + url, page_sha256) as a table in ``LISTINGS_SCHEMA``."""
+    columns = {name: [r.get(name) for r in records] for name in LISTINGS_SCHEMA.names}
+    return pa.Table.from_pydict(columns, schema=LISTINGS_SCHEMA)
+
+
+def _content(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: record.get(k) for k in LISTING_KEYS}
+
+
+class _Crawler:
+    def __init__(self, config: CrawlConfig, raw_dir: Path, client: PoliteClient, state: CrawlState) -> None:
+        self.config, self.raw_dir, self.client, self.state = config, Path(raw_dir), client, state
+        self.stats = {"new": 0, "updated": 0, "closed": 0, "failed": 0, "pages_fetched": 0, "queued": 0}
+        self.failures: list[dict[str, Any]] = []
+
+    def fail(self, url: str, reason: str, **extra: Any) -> None:
+        self.stats["failed"] += 1
+        self.failures.append({"url": url, "reason": reason, **extra})
+
+    def fetch(self, url: str, kind: str) -> tuple[bytes, str, str] | None:
+        """GET + archive (before any parsing). Returns (body, final url, sha256) or None after recording a failure."""
+        try:
+            response = self.client.get(url)
+        except HttpError as exc:
+            self.fail(url, exc.reason)
+            return None
+        self.stats["pages_fetched"] += 1
+        digest = archive_page(self.raw_dir, response.content)
+        self.state.add_page(digest, response.url, kind)
+        return response.content, response.url, digest
+
+    def walk(self, feed: str) -> None:
+        resume = self.state.walk_resume_page(feed)
+        known_run = 0
+        for page in range(1, self.config.max_pages + 1):
+            url = page_url(feed, page)
+            fetched = self.fetch(url, "catalog")
+            if fetched is None:
+                return  # walk stays unfinished: the next run re-walks past this page
+            try:
+                catalog = parse_catalog(fetched[0], fetched[1])
+            except CatalogError as exc:
+                self.fail(url, f"not a catalog page: {exc}")
+                return
+            stop = False
+            for card in catalog.cards:
+                if self.state.is_known(card.listing_id):
+                    known = self.state.listing(card.listing_id)
+                    if card.is_found and known is not None and not known.get("closed"):
+                        self.state.enqueue(card.listing_id, card.url, "closed-in-catalog")
+                    known_run += 0 if card.is_top else 1
+                else:
+                    self.state.enqueue(card.listing_id, card.url)
+                    known_run = 0 if not card.is_top else known_run
+                if known_run >= self.config.stop_after_known and page > resume:
+                    stop = True
+                    break
+            self.state.walk_progress(feed, page)
+            if stop or not catalog.cards or (catalog.last_page is not None and page >= catalog.last_page):
+                break
+        self.state.walk_done(feed)
+
+    def fetch_listing(self, listing_id: str, url: str) -> None:
+        try:
+            response_url = url
+            response = self.client.get(url)
+        except HttpStatusError as exc:
+            if exc.status in (404, 410):
+                self.state.dequeue(listing_id)  # the listing was deleted; nothing to keep
+            else:
+                self.state.queue_failed(listing_id, exc.reason)
+            self.fail(url, exc.reason, listing_id=listing_id)
+            return
+        except HttpError as exc:
+            self.state.queue_failed(listing_id, exc.reason)
+            self.fail(url, exc.reason, listing_id=listing_id)
+            return
+        self.stats["pages_fetched"] += 1
+        digest = archive_page(self.raw_dir, response.content)
+        self.state.add_page(digest, response.url, "listing")
+        try:
+            record = parse_listing(response.content, response.url or response_url)
+        except NotAListingError as exc:
+            self.state.queue_failed(listing_id, str(exc))
+            self.fail(url, f"not a listing: {exc}", listing_id=listing_id)
+            return
+        if record["listing_id"] != listing_id:
+            self.state.queue_failed(listing_id, f"page shows {record['listing_id']}")
+            self.fail(url, f"page shows listing {record['listing_id']}, expected {listing_id}", listing_id=listing_id)
+            return
+        self.save(record, response.url, digest)
+        self.state.dequeue(listing_id)
+
+    def save(self, record: dict[str, Any], url: str, digest: str) -> None:
+        old = self.state.listing(record["listing_id"])
+        if old is None:
+            self.stats["new"] += 1
+        elif _content(old) != _content(record):
+            self.stats["updated"] += 1
+            if record["closed"] and not old.get("closed"):
+                self.stats["closed"] += 1
+        self.state.save_listing(record, url, digest)
+
+    def drain(self) -> None:
+        for listing_id, url, _reason in self.state.queued():
+            if not is_valid_listing_id(listing_id):
+                self.state.dequeue(listing_id)
+                self.fail(url, f"invalid listing id {listing_id!r}")
+                continue
+            self.fetch_listing(listing_id, url)
+
+    def recheck(self) -> None:
+        for listing_id, url in self.state.open_listings()[: self.config.recheck_limit]:
+            self.state.enqueue(listing_id, url, "recheck")
+        self.drain()
+
+    def probe(self) -> None:
+        """Id-probe strategy: ``/ajax/check-pet?art=<id>``; a JSON answer naming a URL enqueues that listing."""
+        for listing_id in self.config.probe_ids:
+            if not is_valid_listing_id(listing_id) or self.state.is_known(listing_id):
+                continue
+            fetched = self.fetch(urljoin(self.config.base_url, f"/ajax/check-pet?art={listing_id}"), "probe")
+            if fetched is None:
+                continue
+            try:
+                answer = json.loads(fetched[0])
+            except ValueError:
+                continue
+            link = next((v for v in (answer.values() if isinstance(answer, dict) else [])
+                         if isinstance(v, str) and v.rstrip("/").endswith(listing_id)), None)
+            if link:
+                self.state.enqueue(listing_id, urljoin(self.config.base_url, link), "probe")
+
+
+def crawl_listings(config: CrawlConfig, raw_dir: Path) -> CrawlResult:
+    """Run one incremental crawl into ``raw_dir`` (e.g. ``$PETID_HOME/raw/pet911``); see the module docstring."""
+    raw_dir = Path(raw_dir)
+    with CrawlState(raw_dir / "state.sqlite") as state, config.client() as client:
+        crawler = _Crawler(config, raw_dir, client, state)
+        crawler.drain()  # leftovers of an interrupted run first
+        for spec in config.feeds:
+            crawler.walk(parse_feed_spec(spec, config.base_url))
+        if config.probe_ids:
+            crawler.probe()
+        crawler.drain()
+        if config.recheck_open:
+            crawler.recheck()
+        crawler.stats["queued"] = len(state.queued())
+        return CrawlResult(listings_table(state.all_listings()), crawler.stats, crawler.failures)
+
+
+def reparse(raw_dir: Path) -> pa.Table:
+    """Rebuild the listing table from archived pages alone (no network): the newest capture of each listing wins."""
+    raw_dir = Path(raw_dir)
+    ordered: list[tuple[str, str | None]] = []
+    if (raw_dir / "state.sqlite").exists():
+        with CrawlState(raw_dir / "state.sqlite") as state:
+            ordered = [(sha, url) for sha, url, _kind, _t in state.pages()]
+    indexed = {sha for sha, _ in ordered}
+    ordered = [(sha, None) for sha in archived_digests(raw_dir) if sha not in indexed] + ordered
+    latest: dict[str, dict[str, Any]] = {}
+    for digest, url in ordered:
+        try:
+            record = parse_listing(read_page(raw_dir, digest), url)
+        except (NotAListingError, FileNotFoundError):
+            continue
+        latest[record["listing_id"]] = {**record, "url": url, "page_sha256": digest}
+    return listings_table([latest[k] for k in sorted(latest)])
+
+
+def sniff_image(data: bytes) -> str | None:
+    """File extension for JPEG/PNG/GIF/WebP bytes by magic number; None for anything else."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    return next((ext for magic, ext in IMAGE_MAGIC if data.startswith(magic)), None)
+
+
+def host_allowed(url: str, allowed_hosts: list[str]) -> bool:
+    """http(s) URL whose host is one of ``allowed_hosts`` (exactly; no subdomain wildcarding)."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and (parts.hostname or "").lower() in {h.lower() for h in allowed_hosts}
+
+
+def download_photos(listings: pa.Table, config: CrawlConfig, raw_dir: Path) -> PhotoResult:
+    """Download every listing's gallery photos into ``raw_dir/photos`` and return catalogue rows (one per photo).
+
+    Photos already downloaded (by URL) are reused, so reruns fetch and add nothing new. Listings with fewer than
+    two photos are kept (the ≥2 filter belongs to the dataset stage)."""
+    raw_dir = Path(raw_dir)
+    stats = {"listings": 0, "downloaded": 0, "reused": 0, "failed": 0}
+    failures: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    with CrawlState(raw_dir / "state.sqlite") as state, config.client() as client:
+        for listing in listings.to_pylist():
+            listing_id = listing.get("listing_id") or ""
+            if not is_valid_listing_id(listing_id):
+                failures.append({"url": listing.get("url"), "reason": f"invalid listing id {listing_id!r}"})
+                stats["failed"] += 1
+                continue
+            stats["listings"] += 1
+            for position, photo_url in enumerate(listing.get("photo_urls") or []):
+                path = _photo(state, client, config, raw_dir, photo_url, stats, failures)
+                if path is not None:
+                    rows.append({"identity_id": f"pet911:{listing_id}", "source": "pet911",
+                                 "species": listing.get("species"), "kind": listing.get("kind"),
+                                 "date": listing.get("date_added"), "text": listing.get("description"),
+                                 "url": listing.get("url"), "path": str(path), "photo_url": photo_url,
+                                 "position": position})
+    catalogue = catalogue_table(rows) if rows else empty_catalogue()
+    return PhotoResult(catalogue, stats, failures)
+
+
+def _photo(state: CrawlState, client: PoliteClient, config: CrawlConfig, raw_dir: Path, url: str,
+           stats: dict[str, int], failures: list[dict[str, Any]]) -> Path | None:
+    known = state.photo(url)
+    if known is not None:
+        path = raw_dir / known[1]
+        if path.exists():
+            stats["reused"] += 1
+            return path.resolve()
+    if not host_allowed(url, config.allowed_photo_hosts):
+        stats["failed"] += 1
+        failures.append({"url": url, "reason": f"host not in allowed_photo_hosts {config.allowed_photo_hosts}"})
+        return None
+    try:
+        data = client.get(url).content
+    except HttpError as exc:
+        stats["failed"] += 1
+        failures.append({"url": url, "reason": exc.reason})
+        return None
+    ext = sniff_image(data)
+    if ext is None:
+        stats["failed"] += 1
+        failures.append({"url": url, "reason": f"not an image (magic bytes {data[:8].hex()})"})
+        return None
+    digest, path = store_content(raw_dir / "photos", data, ext)
+    state.save_photo(url, digest, str(content_path("photos", digest, ext)))
+    stats["downloaded"] += 1
+    return path.resolve()
