@@ -32,7 +32,8 @@ class PixelEmbedder:
 
 
 def make_photos(
-    root: Path, n_identities: int = 6, per_identity: int = 4, noise: float = 25.0, seed: int = 0
+    root: Path, n_identities: int = 6, per_identity: int = 4, noise: float = 25.0, seed: int = 0,
+    spread: float = 1.0,
 ) -> pd.DataFrame:
     """Write JPEGs of ``n_identities`` animals (a random 4×4 colour pattern each, noisy copies) and return a frame
     with ``path``, ``identity_id``, ``source``, ``species``, ``kind``, ``date``, ``url``."""
@@ -41,7 +42,8 @@ def make_photos(
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n_identities):
-        pattern = rng.integers(0, 256, size=(4, 4, 3)).astype(np.float32)
+        # spread < 1 pulls every animal's pattern towards mid-grey: harder to tell apart
+        pattern = 128.0 + spread * (rng.random((4, 4, 3)).astype(np.float32) - 0.5) * 255.0
         base = np.kron(pattern, np.ones((16, 16, 1), dtype=np.float32))
         folder = root / f"animal{i}"
         folder.mkdir(parents=True, exist_ok=True)
