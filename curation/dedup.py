@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curation.hashing import hamming
 from curation.neardup import connected_groups, near_duplicate_pairs
@@ -69,8 +70,7 @@ class DedupResult:
 
 def _edges(images: pa.Table, threshold: int, dhash_threshold: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Duplicate edges (i, j, phash distance, is_exact) over all rows."""
-    sha = np.asarray(images.column("sha256").to_pylist(), dtype=object)
-    codes = np.unique(sha.astype(str), return_inverse=True)[1]
+    codes = _codes(images.column("sha256"))
     order = np.argsort(codes, kind="stable")
     sorted_codes = codes[order]
     boundaries = np.flatnonzero(np.diff(sorted_codes)) + 1
@@ -102,6 +102,14 @@ def _edges(images: pa.Table, threshold: int, dhash_threshold: int) -> tuple[np.n
     distance = np.where(np.arange(len(i)) < len(exact_i), 0, hamming(ph[i], ph[j])) if len(i) else np.empty(0, np.int64)
     is_exact = np.arange(len(i)) < len(exact_i)
     return i, j, distance.astype(np.int64), is_exact
+
+
+def _codes(column: pa.ChunkedArray) -> np.ndarray:
+    """Integer code per row, equal codes for equal values (nulls share one code)."""
+    if len(column) == 0:
+        return np.empty(0, np.int64)
+    encoded = pc.dictionary_encode(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
+    return np.asarray(encoded.indices.fill_null(-1), dtype=np.int64)
 
 
 def _keepers(labels: np.ndarray, i: np.ndarray, j: np.ndarray, size: np.ndarray) -> np.ndarray:
@@ -177,7 +185,7 @@ def deduplicate(
     groups = _group_lists(groups_label, sizes)
 
     # Within each identity: one image per duplicate group.
-    id_codes = np.unique(identities.astype(str), return_inverse=True)[1] if n else np.empty(0, np.int64)
+    id_codes = _codes(images.column("identity_id"))
     keeper = _keepers(id_codes, i, j, area)
 
     # Cross-identity pairs among the surviving images (endpoints mapped to their keepers).
@@ -209,7 +217,7 @@ def deduplicate(
     final_keeper = keeper
     reasons[keeper != np.arange(n)] = "within_identity"
     if policy == "merge" and canonical:
-        new_codes = np.unique(new_identity.astype(str), return_inverse=True)[1]
+        new_codes = _codes(pa.chunked_array([pa.array(new_identity.tolist(), pa.string())]))
         final_keeper = _keepers(new_codes, i, j, area)
         reasons[(final_keeper != np.arange(n)) & (reasons == None)] = "merged_duplicate"  # noqa: E711
     if policy == "drop":

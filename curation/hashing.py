@@ -142,11 +142,16 @@ def _hash_chunk(args: tuple[list[str], bool]) -> list[tuple[int | None, int | No
 
 
 def _iter_hashes(paths: Sequence[str], workers: int, fast: bool) -> Iterator[tuple[int | None, int | None, str | None]]:
-    tasks = ((list(paths[s : s + CHUNK_SIZE]), fast) for s in range(0, len(paths), CHUNK_SIZE))
-    if workers <= 1 or len(paths) <= CHUNK_SIZE:
+    # Small inputs get smaller chunks so every worker stays busy to the end.
+    size = max(4, min(CHUNK_SIZE, -(-len(paths) // (4 * workers))))
+    tasks = ((list(paths[s : s + size]), fast) for s in range(0, len(paths), size))
+    if workers <= 1 or len(paths) <= size:
         for task in tasks:
             yield from _hash_chunk(task)
         return
+    import scipy.fftpack  # noqa: F401 - imported once here, inherited by forked workers
+    from PIL import Image  # noqa: F401
+
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for results in pool.map(_hash_chunk, tasks, chunksize=1):
             yield from results

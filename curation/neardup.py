@@ -59,9 +59,10 @@ def _popcount(x: np.ndarray) -> np.ndarray:
     return np.bitwise_count(x)
 
 
-def _brute_force(hashes: np.ndarray, threshold: int, block: int = 2048) -> np.ndarray:
+def _brute_force(hashes: np.ndarray, threshold: int) -> np.ndarray:
     out = []
     n = len(hashes)
+    block = max(1, (1 << 22) // max(n, 1))  # ~4M distances (~40 MB) per block
     for start in range(0, n, block):
         a = hashes[start : start + block]
         d = _popcount(a[:, None] ^ hashes[None, start:])
