@@ -17,7 +17,6 @@ import glob
 import io
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from typing import Any
 
@@ -150,11 +149,12 @@ def _iter_hashes(paths: Sequence[str], workers: int, fast: bool) -> Iterator[tup
             yield from _hash_chunk(task)
         return
     import scipy.fftpack  # noqa: F401 - imported once here, inherited by forked workers
+
+    from curation.images import bounded_map
     from PIL import Image  # noqa: F401
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for results in pool.map(_hash_chunk, tasks, chunksize=1):
-            yield from results
+    for results in bounded_map(_hash_chunk, tasks, workers):
+        yield from results
 
 
 def hash_images(paths: Sequence[str | os.PathLike[str]], workers: int | None = None, fast: bool = True) -> pa.Table:

@@ -2,7 +2,8 @@
 
 Every input ends up either in ``images`` (converted) or in ``rejected`` (with a short reason code): nothing is dropped
 silently. The output file is keyed by the sha256 of the *source bytes*, so a re-run finds it and skips the decode and
-the encode (only the source is re-read and hashed). Work is spread over worker processes in chunks; the parent only
+the encode (only the source is re-read and hashed). Changing ``ImageOptions`` does not redo existing outputs: use a
+new ``out_dir`` for that. Work is spread over worker processes in chunks; the parent only
 ever holds small per-row metadata, never pixels.
 """
 
@@ -13,11 +14,12 @@ import io
 import json
 import os
 import warnings
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -51,6 +53,8 @@ ADDED_FIELDS = [
     pa.field("src_format", pa.string()),
 ]
 STATS_METADATA_KEY = b"petid.process_images"
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -161,8 +165,11 @@ def _process_one(src: str, out_dir: str, options: ImageOptions) -> dict[str, Any
 def _process_chunk(args: tuple[list[str], str, ImageOptions]) -> list[dict[str, Any]]:
     from PIL import Image
 
+    from PIL import ImageFile
+
     srcs, out_dir, options = args
     Image.MAX_IMAGE_PIXELS = options.max_pixels  # also guards decoders that allocate before our header check
+    ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file must fail, whatever the parent process set
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         return [_process_one(src, out_dir, options) for src in srcs]
@@ -179,10 +186,21 @@ def _run_chunks(srcs: Sequence[str], out_dir: str, options: ImageOptions, worker
         for task in tasks:
             yield from _process_chunk(task)
         return
+    for results in bounded_map(_process_chunk, tasks, workers):  # small dicts only: pixels never leave a worker
+        yield from results
+
+
+def bounded_map(fn: Callable[[T], R], tasks: Iterable[T], workers: int, ahead: int = 4) -> Iterator[R]:
+    """``fn`` over ``tasks`` in ``workers`` processes, results in task order, at most ``ahead`` tasks per worker
+    in flight (``Executor.map`` would submit every task at once)."""
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        # map() keeps order; each result is a list of small dicts, pixels never leave the worker.
-        for results in pool.map(_process_chunk, tasks, chunksize=1):
-            yield from results
+        pending: deque[Future[R]] = deque()
+        for task in tasks:
+            pending.append(pool.submit(fn, task))
+            if len(pending) >= workers * ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def default_workers() -> int:
