@@ -105,7 +105,12 @@ def pet911_photos(
     content-addressed under ``raw/pet911/photos``; returned as catalogue rows (one per photo)."""
     from scrapers.pet911.crawl import download_photos
 
-    result = download_photos(pet911_listings, _crawl_config(http, sample, None), storage.layout.raw / "pet911")
+    listings = pet911_listings
+    if sample.base_url:  # each run (or step process) serves the sample on a fresh ephemeral port
+        rebased = [[sample.rebase(u) for u in urls or []] for urls in listings.column("photo_urls").to_pylist()]
+        index = listings.schema.get_field_index("photo_urls")
+        listings = listings.set_column(index, listings.schema.field(index), pa.array(rebased, listings.schema.field(index).type))
+    result = download_photos(listings, _crawl_config(http, sample, None), storage.layout.raw / "pet911")
     for failure in result.failures[:20]:
         context.log.warning(f"photo failure: {failure}")
     stats = photos_per_identity(result.catalogue.column("identity_id").to_pylist())

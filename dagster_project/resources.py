@@ -6,6 +6,7 @@ import contextlib
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
@@ -76,6 +77,15 @@ class SampleSourceResource(ConfigurableResource):
     @property
     def telegram_export_dir(self) -> Path | None:
         return self._export_dir
+
+    def rebase(self, url: str) -> str:
+        """Point a URL captured from an earlier sample server (another process, another port) at this one."""
+        if not self._base_url:
+            return url
+        parts = urlsplit(url)
+        if parts.hostname not in ("127.0.0.1", "localhost"):
+            return url
+        return self._base_url.rstrip("/") + urlunsplit(("", "", parts.path, parts.query, parts.fragment))
 
 
 class TelegramResource(ConfigurableResource):
