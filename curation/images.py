@@ -14,14 +14,17 @@ import io
 import json
 import os
 import warnings
+from array import array
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from petid.paths import atomic_write_bytes, content_path
 
@@ -53,6 +56,8 @@ ADDED_FIELDS = [
     pa.field("src_format", pa.string()),
 ]
 STATS_METADATA_KEY = b"petid.process_images"
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")  # header cut short → truncated
+_SLICE = 8192  # catalogue rows turned into Python objects at a time
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -106,6 +111,8 @@ def _convert(data: bytes, options: ImageOptions) -> tuple[bytes, int, int, str]:
     try:
         img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
+        if data.startswith(_SIGNATURES) or data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            raise _Reject(TRUNCATED, f"image signature but no readable header ({len(data)} bytes)") from exc
         raise _Reject(NOT_AN_IMAGE, f"Pillow cannot identify the file: {exc}") from exc
     except Image.DecompressionBombError as exc:
         raise _Reject(DECOMPRESSION_BOMB, str(exc)) from exc
@@ -162,27 +169,35 @@ def _process_one(src: str, out_dir: str, options: ImageOptions) -> dict[str, Any
     return {"sha256": sha, "path": str(target), "width": width, "height": height, "src_format": fmt, "reused": False}
 
 
-def _process_chunk(args: tuple[list[str], str, ImageOptions]) -> list[dict[str, Any]]:
-    from PIL import Image
+def _process_chunk(args: tuple[list[tuple[str, str]], str, ImageOptions]) -> list[dict[str, Any]]:
+    from PIL import Image, ImageFile
 
-    from PIL import ImageFile
-
-    srcs, out_dir, options = args
+    items, out_dir, options = args
     Image.MAX_IMAGE_PIXELS = options.max_pixels  # also guards decoders that allocate before our header check
     ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file must fail, whatever the parent process set
+    results = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        return [_process_one(src, out_dir, options) for src in srcs]
+        for src, identity in items:
+            result = _process_one(src, out_dir, options)
+            if "sha256" in result:
+                result["image_id"] = image_id_for(identity, result["sha256"])
+            results.append(result)
+    return results
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
+def _tasks(catalogue: pa.Table, out_dir: str, options: ImageOptions) -> Iterator[tuple[list[tuple[str, str]], str, ImageOptions]]:
+    """Worker tasks read lazily from the catalogue, one slice at a time (no full Python copy of its columns)."""
+    for start in range(0, catalogue.num_rows, _SLICE):
+        part = catalogue.slice(start, _SLICE)
+        pairs = list(zip(part.column("path").to_pylist(), part.column("identity_id").to_pylist()))
+        for offset in range(0, len(pairs), options.chunk_size):
+            yield pairs[offset : offset + options.chunk_size], out_dir, options
 
 
-def _run_chunks(srcs: Sequence[str], out_dir: str, options: ImageOptions, workers: int) -> Iterator[dict[str, Any]]:
-    tasks = ((chunk, out_dir, options) for chunk in _chunks(srcs, options.chunk_size))
-    if workers <= 1 or len(srcs) <= options.chunk_size:
+def _run_chunks(catalogue: pa.Table, out_dir: str, options: ImageOptions, workers: int) -> Iterator[dict[str, Any]]:
+    tasks = _tasks(catalogue, out_dir, options)
+    if workers <= 1 or catalogue.num_rows <= options.chunk_size:
         for task in tasks:
             yield from _process_chunk(task)
         return
@@ -224,46 +239,64 @@ def process_images(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     workers = default_workers() if workers is None else max(1, int(workers))
-    srcs = catalogue.column("path").to_pylist()
-    identities = catalogue.column("identity_id").to_pylist()
-    sources = catalogue.column("source").to_pylist()
-
-    keep: list[int] = []
-    added: dict[str, list[Any]] = {f.name: [] for f in ADDED_FIELDS}
-    out_paths: list[str] = []
+    kept_columns = ("path", "image_id", "sha256", "width", "height", "src_format", "reused")
+    kept_types = {"path": pa.string(), "reused": pa.bool_(), **{f.name: f.type for f in ADDED_FIELDS}}
+    buffer: dict[str, list[Any]] = {name: [] for name in kept_columns}
+    flushed: dict[str, list[pa.Array]] = {name: [] for name in kept_columns}
+    keep = array("q")  # accepted catalogue rows
     rejected: dict[str, list[Any]] = {name: [] for name in REJECTED_SCHEMA.names}
-    seen: dict[tuple[str, str], str] = {}
-    counts = {"converted": 0, "reused": 0, "rejected": 0}
+    counts = {"rejected": 0}
+
+    def flush() -> None:  # Python strings → Arrow buffers, so memory per accepted row stays ~200 bytes
+        for name in kept_columns:
+            flushed[name].append(pa.array(buffer[name], kept_types[name]))
+            buffer[name].clear()
 
     def reject(row: int, reason: str, detail: str) -> None:
         counts["rejected"] += 1
-        for name, value in zip(REJECTED_SCHEMA.names, (identities[row], sources[row], srcs[row], reason, detail)):
+        values = (catalogue.column("identity_id")[row].as_py(), catalogue.column("source")[row].as_py(),
+                  catalogue.column("path")[row].as_py(), reason, detail)
+        for name, value in zip(REJECTED_SCHEMA.names, values):
             rejected[name].append(value)
 
-    for row, result in enumerate(_run_chunks(srcs, str(out_dir), options, workers)):
+    for row, result in enumerate(_run_chunks(catalogue, str(out_dir), options, workers)):
         if "reason" in result:
             reject(row, result["reason"], result["detail"])
             continue
-        key = (identities[row], result["sha256"])
-        if key in seen:
-            reject(row, DUPLICATE_IN_IDENTITY, f"same bytes as {seen[key]} in {identities[row]}")
-            continue
-        seen[key] = srcs[row]
-        counts["reused" if result["reused"] else "converted"] += 1
         keep.append(row)
-        out_paths.append(result["path"])
-        added["src_path"].append(srcs[row])
-        added["image_id"].append(image_id_for(identities[row], result["sha256"]))
-        for name in ("sha256", "width", "height", "src_format"):
-            added[name].append(result[name])
+        for name in kept_columns:
+            buffer[name].append(result[name])
+        if len(buffer["path"]) >= _SLICE:
+            flush()
+    flush()
+    kept = {name: pa.chunked_array(flushed[name], kept_types[name]) for name in kept_columns}
+    rows = np.frombuffer(keep, dtype=np.int64) if len(keep) else np.empty(0, np.int64)
 
-    images = catalogue.take(pa.array(keep, pa.int64()))
+    # The same bytes twice under one identity share an image_id: keep the first, reject the others.
+    codes = np.asarray(pc.dictionary_encode(kept["image_id"].combine_chunks()).indices, dtype=np.int64)
+    first_of = np.full(len(codes) and codes.max() + 1, -1, np.int64)
+    first_of[codes[::-1]] = np.arange(len(codes))[::-1]
+    repeated = np.flatnonzero(first_of[codes] != np.arange(len(codes)))
+    for k in repeated.tolist():
+        first_src = catalogue.column("path")[int(rows[first_of[codes[k]]])].as_py()
+        identity = catalogue.column("identity_id")[int(rows[k])].as_py()
+        reject(int(rows[k]), DUPLICATE_IN_IDENTITY, f"same bytes as {first_src} in {identity}")
+    if len(repeated):
+        unique = np.ones(len(rows), bool)
+        unique[repeated] = False
+        rows = rows[unique]
+        kept = {name: column.filter(pa.array(unique)) for name, column in kept.items()}
+
+    reused = int(pc.sum(kept["reused"]).as_py() or 0)
+    counts = {"converted": len(rows) - reused, "reused": reused, "rejected": counts["rejected"]}
+    images = catalogue.take(pa.array(rows, pa.int64()))
+    src_path = images.column("path")
     path_index = images.column_names.index("path")
-    images = images.set_column(path_index, images.schema.field("path"), pa.array(out_paths, pa.string()))
+    images = images.set_column(path_index, images.schema.field("path"), kept["path"])
     for field in ADDED_FIELDS:
         if field.name in images.column_names:
             images = images.drop_columns([field.name])
-        images = images.append_column(field, pa.array(added[field.name], field.type))
+        images = images.append_column(field, src_path if field.name == "src_path" else kept[field.name])
     metadata = dict(images.schema.metadata or {})
     metadata[STATS_METADATA_KEY] = json.dumps({**counts, "options": asdict(options)}).encode()
     images = images.replace_schema_metadata(metadata)

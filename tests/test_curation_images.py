@@ -189,3 +189,13 @@ def test_same_content_two_identities_and_repeat_within_identity(tmp_path: Path) 
 def test_missing_columns_raise(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="path"):
         process_images(pa.table({"identity_id": ["a"], "source": ["s"]}), tmp_path)
+
+
+def test_empty_and_all_rejected_catalogues(tmp_path: Path) -> None:
+    images, rejected = process_images(_catalogue([]), tmp_path / "out", workers=1)
+    assert images.num_rows == 0 and rejected.num_rows == 0
+    assert {"image_id", "sha256", "src_path", "width", "height", "src_format"} <= set(images.column_names)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff")
+    images, rejected = process_images(_catalogue([bad, bad]), tmp_path / "out", workers=2)
+    assert images.num_rows == 0 and rejected.column("reason").to_pylist() == ["truncated", "truncated"]
