@@ -79,6 +79,7 @@ def corpus(tmp_path: Path) -> pa.Table:
         ("dog:1", "a_small.jpg", "dog", a.resize((320, 240)), "JPEG"),  # near copy, smaller: dropped
         ("dog:1", "b.jpg", "dog", b, "JPEG"),  # a different photo of the same dog: kept
         ("dog:2", "b.jpg", "dog", b, "JPEG"),  # the exact same file under another listing
+        ("dog:2", "e.jpg", "dog", photo(15, (480, 640)), "JPEG"),  # dog:2's own other photo
         ("cat:3", "c.jpg", "cat", c, "JPEG"),
         ("cat:4", "c.webp", None, c, "WEBP"),  # the same photo re-encoded under another listing: near
         ("dog:5", "d.jpg", "dog", d, "JPEG"),  # unrelated animal
@@ -95,15 +96,15 @@ def test_within_identity_keeps_largest_and_flags_cross_pairs(corpus: pa.Table) -
     src = dict(zip(result.kept.column("src_path").to_pylist(), result.kept.column("identity_id").to_pylist()))
     assert not any(p.endswith("a_small.jpg") for p in src)
     assert any(p.endswith("a_big.jpg") for p in src)
-    assert result.kept.num_rows == 6
+    assert result.kept.num_rows == 7
     removed = result.removed.to_pylist()
     assert len(removed) == 1 and removed[0]["removed_reason"] == "within_identity"
     big_id = next(r["image_id"] for r in corpus.to_pylist() if r["src_path"].endswith("a_big.jpg"))
     assert removed[0]["is_duplicate_of"] == big_id
     pairs = {(r["identity_a"], r["identity_b"], r["kind"], r["action"]) for r in result.cross_identity.to_pylist()}
     assert pairs == {("dog:1", "dog:2", "exact", "flagged"), ("cat:3", "cat:4", "near", "flagged")}
-    flagged = {r["identity_id"] for r in result.kept.to_pylist() if r["cross_identity_dup"]}
-    assert flagged == {"dog:1", "dog:2", "cat:3", "cat:4"}
+    flagged = sorted((r["identity_id"], Path(r["src_path"]).name) for r in result.kept.to_pylist() if r["cross_identity_dup"])
+    assert flagged == [("cat:3", "c.jpg"), ("cat:4", "c.webp"), ("dog:1", "b.jpg"), ("dog:2", "b.jpg")]
     assert result.stats["cross_identity_pairs"] == 2 and result.stats["within_identity_removed"] == 1
     assert sorted(len(g) for g in result.groups) == [2, 2, 2]
     d_row = next(r for r in result.kept.to_pylist() if r["identity_id"] == "dog:5")
@@ -112,7 +113,7 @@ def test_within_identity_keeps_largest_and_flags_cross_pairs(corpus: pa.Table) -
 
 def test_drop_policy_removes_both_sides(corpus: pa.Table) -> None:
     result = deduplicate(corpus, policy="drop")
-    assert _ids(result.kept) == ["dog:1", "dog:5"]  # dog:1 keeps only a_big.jpg
+    assert _ids(result.kept) == ["dog:1", "dog:2", "dog:5"]  # dog:1 keeps only a_big.jpg, dog:2 only e.jpg
     assert result.stats["dropped_cross_identity"] == 4
     assert set(result.cross_identity.column("action").to_pylist()) == {"dropped"}
 
@@ -120,9 +121,10 @@ def test_drop_policy_removes_both_sides(corpus: pa.Table) -> None:
 def test_merge_policy_rewrites_identities(corpus: pa.Table) -> None:
     result = deduplicate(corpus, policy="merge")
     rows = result.kept.to_pylist()
-    assert _ids(result.kept) == ["cat:3", "dog:1", "dog:1", "dog:5"]
+    assert _ids(result.kept) == ["cat:3", "dog:1", "dog:1", "dog:1", "dog:5"]
     assert result.stats["merged_identities"] == 2 and result.stats["merged_duplicates_removed"] == 2
-    assert all(r["merged_from"] is None for r in rows)  # the surviving copies were the canonical identity's own
+    merged = {Path(r["src_path"]).name: r["merged_from"] for r in rows if r["merged_from"]}
+    assert merged == {"e.jpg": "dog:2"}  # dog:2's own photo moved to dog:1
     removed = {r["merged_from"]: r["removed_reason"] for r in result.removed.to_pylist() if r["merged_from"]}
     assert removed == {"dog:2": "merged_duplicate", "cat:4": "merged_duplicate"}
 
