@@ -71,19 +71,20 @@ class DedupResult:
 def _edges(images: pa.Table, threshold: int, dhash_threshold: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Duplicate edges (i, j, phash distance, is_exact) over all rows."""
     codes = _codes(images.column("sha256"))
-    order = np.argsort(codes, kind="stable")
+    hashed = np.flatnonzero(codes >= 0)  # rows without a sha256 have no exact duplicate
+    order = hashed[np.argsort(codes[hashed], kind="stable")]
     sorted_codes = codes[order]
-    boundaries = np.flatnonzero(np.diff(sorted_codes)) + 1
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if len(order) else np.empty(0, np.int64)
+    sizes = np.diff(np.r_[starts, len(order)])
     ei, ej = [], []
-    for group in np.split(order, boundaries):
-        if len(group) < 2:
-            continue
-        if len(group) <= EXACT_GROUP_ALL_PAIRS:
-            a, b = np.triu_indices(len(group), 1)
+    for start, size in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
+        group = order[start : start + size]
+        if size <= EXACT_GROUP_ALL_PAIRS:
+            a, b = np.triu_indices(size, 1)
             ei.append(group[a])
             ej.append(group[b])
         else:
-            ei.append(np.full(len(group) - 1, group[0]))
+            ei.append(np.full(size - 1, group[0]))
             ej.append(group[1:])
     exact_i = np.concatenate(ei) if ei else np.empty(0, np.int64)
     exact_j = np.concatenate(ej) if ej else np.empty(0, np.int64)
@@ -94,7 +95,8 @@ def _edges(images: pa.Table, threshold: int, dhash_threshold: int) -> tuple[np.n
     dh = np.asarray(images.column("dhash").fill_null(0), dtype=np.uint64)
     pairs = near_duplicate_pairs(ph[valid], threshold)
     ni, nj = valid[pairs["i"]], valid[pairs["j"]]
-    confirmed = (hamming(dh[ni], dh[nj]) <= dhash_threshold) & (codes[ni] != codes[nj])
+    same_bytes = (codes[ni] == codes[nj]) & (codes[ni] >= 0)  # already an exact edge
+    confirmed = (hamming(dh[ni], dh[nj]) <= dhash_threshold) & ~same_bytes
     ni, nj = ni[confirmed], nj[confirmed]
 
     i = np.concatenate((exact_i, ni)).astype(np.int64)
@@ -261,6 +263,7 @@ def deduplicate(
         "merged_identities": sum(1 for k, v in canonical.items() if k != v),
         "merged_duplicates_removed": int((reasons == "merged_duplicate").sum()),
         "kept": int(kept_mask.sum()),
+        "unhashed": int(images.column("phash").null_count + images.column("dhash").null_count),
     }
     return DedupResult(
         kept=kept,

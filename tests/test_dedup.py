@@ -188,3 +188,21 @@ def test_dedup_cli_prints_groups(tmp_path: Path, capsys: pytest.CaptureFixture[s
     text = capsys.readouterr().out
     assert "3 images, 1 duplicate groups" in text and "a_small.webp" in text
     assert main(["dedup", str(tmp_path / "nope")]) == 2
+
+
+def test_missing_sha_or_hash_is_never_a_duplicate() -> None:
+    table = pa.table(
+        {
+            "identity_id": ["a", "b", "c", "d"],
+            "image_id": ["1", "2", "3", "4"],
+            "path": ["/w", "/x", "/y", "/z"],
+            "sha256": pa.array([None, None, "s1", "s2"], pa.string()),
+            "width": [10, 10, 10, 10],
+            "height": [10, 10, 10, 10],
+            "phash": pa.array([0, 2**64 - 1, None, None], pa.uint64()),  # 64 bits apart
+            "dhash": pa.array([7, 2**30, None, None], pa.uint64()),
+        }
+    )
+    result = deduplicate(table, policy="drop")
+    assert result.kept.num_rows == 4 and result.cross_identity.num_rows == 0
+    assert result.stats["unhashed"] == 4 and result.stats["exact_pairs"] == 0
