@@ -167,14 +167,20 @@ def hash_images(paths: Sequence[str | os.PathLike[str]], workers: int | None = N
 
     paths = [os.fspath(p) for p in paths]
     workers = default_workers() if workers is None else max(1, int(workers))
-    phashes, dhashes, errors = [], [], []
-    for p, d, e in _iter_hashes(paths, workers, fast):
-        phashes.append(p)
-        dhashes.append(d)
-        errors.append(e)
+    phashes = np.zeros(len(paths), np.uint64)
+    dhashes = np.zeros(len(paths), np.uint64)
+    failed = np.zeros(len(paths), bool)
+    errors: dict[int, str] = {}
+    for row, (p, d, e) in enumerate(_iter_hashes(paths, workers, fast)):
+        if e is None:
+            phashes[row], dhashes[row] = p, d
+        else:
+            failed[row] = True
+            errors[row] = e
+    mask = failed
     return pa.Table.from_arrays(
-        [pa.array(paths, pa.string()), pa.array(phashes, pa.uint64()), pa.array(dhashes, pa.uint64()),
-         pa.array(errors, pa.string())],
+        [pa.array(paths, pa.string()), pa.array(phashes, pa.uint64(), mask=mask),
+         pa.array(dhashes, pa.uint64(), mask=mask), pa.array([errors.get(r) for r in range(len(paths))], pa.string())],
         schema=HASH_SCHEMA,
     )
 
