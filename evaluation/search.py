@@ -7,7 +7,8 @@ Index folder:
   ``url``, ``position``;
 - ``identities.parquet``: one row per animal: ``identity_id``, ``source``, ``species``, ``kind``, ``date``, ``url``,
   ``best_photo`` (its first photo), ``start``/``count`` (its rows in ``vectors.npy``), ``n_photos``;
-- ``index.json``: model id/ref, dim, dtype, backend, counts; ``usearch.index`` with the usearch backend.
+- ``index.json``: model id/ref, dim, dtype, backend, counts; ``usearch.index`` with the usearch backend,
+  ``binary_codes.npy`` (packed sign bits) with the binary backend, the default above ``BINARY_THRESHOLD`` photos.
 
 Queries return one row per candidate animal (its best-scoring photo's score). Filters, as in Kashtanka, only drop
 animals known not to fit: ``species`` (same species), ``kind`` (a found dog's owner searches ``kind="lost"``: the
@@ -25,7 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evaluation.ann import BACKENDS, Backend, ExactBackend, UsearchBackend, make_backend, top_k
+from evaluation.ann import (BACKENDS, Backend, BinaryRerankBackend, ExactBackend, UsearchBackend, choose_backend,
+                            make_backend, top_k)
 from evaluation.embeddings import Embedder, embed_frame, normalise
 
 META_COLUMNS = ("source", "species", "kind", "date", "url")
@@ -66,15 +68,16 @@ def build_index(
     embedder: Embedder | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     dtype: str = "float16",
-    backend: str = "exact",
+    backend: str | None = "auto",
     batch_size: int = 32,
 ) -> dict:
     """Embed every photo of ``frame`` and write the index folder (see module doc); returns ``index.json``'s content
-    (``n_vectors``, ``n_identities``, ``dim``, ``dtype``, ``backend``, ``model``, ``model_ref``, ``path``)."""
+    (``n_vectors``, ``n_identities``, ``dim``, ``dtype``, ``backend``, ``model``, ``model_ref``, ``path``).
+    ``backend`` ``"auto"``/``None`` picks ``binary`` above ``BINARY_THRESHOLD`` photos, else ``exact``."""
     if dtype not in DTYPES:
         raise SearchError(f"unknown vector dtype {dtype!r}: choose one of {sorted(DTYPES)}")
-    if backend not in BACKENDS:
-        raise SearchError(f"unknown search backend {backend!r}: choose one of {BACKENDS}")
+    if backend not in (*BACKENDS, "auto", None):
+        raise SearchError(f"unknown search backend {backend!r}: choose one of {BACKENDS} or 'auto'")
     gallery = _gallery_frame(frame)
     if gallery.empty:
         raise SearchError("cannot build a search index from an empty gallery")
@@ -92,8 +95,11 @@ def build_index(
     identities["count"] = grouped.size().to_numpy().astype(np.int64)
     identities["n_photos"] = identities["count"]
     identities.to_parquet(out / "identities.parquet", index=False)
+    backend = choose_backend(len(vectors), backend)
     if backend == "usearch":
         UsearchBackend.build(vectors.astype(np.float32)).save(out)
+    elif backend == "binary":
+        BinaryRerankBackend(vectors).save(out)
     info = {
         "model": embedder.model_id,
         "model_ref": str(model_ref),
@@ -149,7 +155,8 @@ class SearchIndex:
         embedder: Embedder | None = None,
         registry_root: str | os.PathLike[str] | None = None,
     ) -> SearchIndex:
-        """Open an index folder; ``backend`` overrides the one it was built with (``exact`` always works)."""
+        """Open an index folder; ``backend`` overrides the one it was built with (``exact`` and ``binary`` always
+        work, ``auto`` picks by size)."""
         directory = Path(directory)
         info_path = directory / "index.json"
         if not info_path.exists():
@@ -163,7 +170,10 @@ class SearchIndex:
         if len(vectors) != len(photos) or int(identities["count"].sum()) != len(photos):
             raise SearchError(f"index {directory} is inconsistent: {len(vectors)} vectors, {len(photos)} photos")
         chosen = backend or info.get("backend", "exact")
-        engine = make_backend(chosen, vectors, directory)
+        try:
+            engine = make_backend(chosen, vectors, directory)
+        except ValueError as exc:
+            raise SearchError(f"index {directory}: {exc}") from exc
         return cls(directory, vectors, photos, identities, info, engine, embedder, registry_root)
 
     def embed_photo(self, photo: str | os.PathLike[str]) -> np.ndarray:
@@ -260,4 +270,4 @@ def top_k_finite(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx[keep], vals[keep]
 
 
-__all__ = ["SearchIndex", "SearchError", "build_index", "ExactBackend", "UsearchBackend"]
+__all__ = ["SearchIndex", "SearchError", "build_index", "ExactBackend", "UsearchBackend", "BinaryRerankBackend"]

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluation.ann import ExactBackend, UsearchBackend, top_k
+from evaluation.ann import (BINARY_THRESHOLD, BinaryRerankBackend, ExactBackend, UsearchBackend, choose_backend,
+                            make_backend, sign_codes, top_k)
 from evaluation.fakes import PixelEmbedder, make_photos
 from evaluation.search import SearchError, SearchIndex, build_index
 from petid.cli import main
@@ -137,3 +138,81 @@ def test_cli_index_build_and_search(tmp_path: Path, gallery: pd.DataFrame, monke
     text = capsys.readouterr().out
     assert ":animal1" in text and f"contact sheet: {sheet}" in text
     assert main(["search", str(tmp_path / "missing.jpg"), "--index", str(tmp_path / "idx")]) == 2
+
+
+def test_sign_codes_pack_bits_and_hamming_counts_differences() -> None:
+    vectors = np.array([[1.0, -1.0] * 40, [-1.0, 1.0] * 40, [1.0] * 80], dtype=np.float32)  # D = 80: 2 words
+    codes = sign_codes(vectors)
+    assert codes.shape == (2, 3) and codes.dtype == np.uint64
+    assert codes[0, 0] == int("01" * 32, 2) and codes[1, 2] == (1 << 16) - 1  # little-endian bits, zero padding
+    backend = BinaryRerankBackend(vectors, candidates=1)
+    assert backend.hamming(vectors[0]).tolist() == [0, 80, 40]
+    assert backend.hamming(-vectors[2]).tolist() == [40, 40, 80]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_binary_backend_matches_exact_top1_on_planted_queries(dtype) -> None:
+    centres, ids, vectors = _synthetic_gallery(n_ids=2000, per=3, dim=128, seed=3)
+    exact = ExactBackend(vectors.astype(dtype))
+    binary = BinaryRerankBackend(vectors.astype(dtype), candidates=200, threads=2)
+    binary.CHUNK = 1024  # exercise the threaded, chunked scan on a small gallery
+    rng = np.random.default_rng(9)
+    for target in rng.choice(len(centres), 40, replace=False):
+        q = centres[target] + 0.3 * rng.standard_normal(centres.shape[1])  # another photo of the animal
+        q = (q / np.linalg.norm(q)).astype(np.float32)
+        e_idx, e_scores = exact.search(q, 5)
+        b_idx, b_scores = binary.search(q, 5)
+        assert ids[b_idx[0]] == ids[e_idx[0]] == target
+        if dtype == np.float32:  # float16 exact rounds its half-precision products: near-ties may swap photos
+            assert b_idx[0] == e_idx[0]
+        assert b_scores[0] == pytest.approx(e_scores[0], abs=2e-3) and np.all(np.diff(b_scores) <= 0)
+    assert len(binary.candidate_rows(q, 200)) == 200
+    idx, scores = binary.search(q, len(vectors) + 5)  # more than the candidates: falls back to every row
+    assert len(idx) == len(vectors) and set(idx) == set(range(len(vectors)))
+
+
+def test_binary_codes_round_trip_through_the_index(tmp_path: Path, gallery: pd.DataFrame) -> None:
+    embedder = PixelEmbedder()
+    info = build_index(gallery, "m", None, tmp_path / "idx", embedder=embedder, backend="binary")
+    assert info["backend"] == "binary" and (tmp_path / "idx" / BinaryRerankBackend.FILE).exists()
+    index = SearchIndex.load(tmp_path / "idx", embedder=embedder)
+    assert isinstance(index.backend, BinaryRerankBackend)
+    assert np.array_equal(index.backend.codes, sign_codes(index.vectors))
+    saved = np.load(tmp_path / "idx" / BinaryRerankBackend.FILE)
+    assert np.array_equal(saved, index.backend.codes)
+    for planted in gallery.groupby("identity_id").head(1).itertuples():
+        results = index.query(planted.path, top_k=3)
+        assert results[0]["identity_id"] == planted.identity_id and results[0]["best_photo"] == planted.path
+        assert len({r["identity_id"] for r in results}) == 3
+    exact = SearchIndex.load(tmp_path / "idx", backend="exact", embedder=embedder)
+    vector = embedder.embed([gallery.path[9]])[0]
+    assert [r["identity_id"] for r in index.query(vector, top_k=12)] == \
+        [r["identity_id"] for r in exact.query(vector, top_k=12)]  # 48 photos < candidates: exact ranking
+    with pytest.raises(SearchError, match="unknown search backend"):
+        SearchIndex.load(tmp_path / "idx", backend="faiss")
+    with pytest.raises(ValueError, match="binary codes have shape"):
+        BinaryRerankBackend(index.vectors, saved[:, :5])
+
+
+def test_backend_selection_threshold(tmp_path: Path, gallery: pd.DataFrame) -> None:
+    assert choose_backend(BINARY_THRESHOLD) == "exact" and choose_backend(BINARY_THRESHOLD + 1) == "binary"
+    assert choose_backend(10, "auto") == "exact" and choose_backend(10**7, "exact") == "exact"
+    assert choose_backend(10, "binary") == "binary"
+    with pytest.raises(ValueError, match="unknown search backend"):
+        choose_backend(10, "faiss")
+    small = np.eye(4, 64, dtype=np.float32)
+    assert isinstance(make_backend("auto", small), ExactBackend)
+    assert isinstance(make_backend(None, small), ExactBackend)
+    info = build_index(gallery, "m", None, tmp_path / "idx", embedder=PixelEmbedder())  # default: auto
+    assert info["backend"] == "exact" and not (tmp_path / "idx" / BinaryRerankBackend.FILE).exists()
+    assert isinstance(SearchIndex.load(tmp_path / "idx", backend="binary").backend, BinaryRerankBackend)
+    import evaluation.ann as ann
+
+    original = ann.BINARY_THRESHOLD
+    try:
+        ann.BINARY_THRESHOLD = 10  # a 48-photo gallery is now "large"
+        info = build_index(gallery, "m", None, tmp_path / "big", embedder=PixelEmbedder(), backend="auto")
+        assert info["backend"] == "binary" and (tmp_path / "big" / BinaryRerankBackend.FILE).exists()
+        assert isinstance(SearchIndex.load(tmp_path / "big").backend, BinaryRerankBackend)
+    finally:
+        ann.BINARY_THRESHOLD = original
