@@ -166,7 +166,7 @@ class BinaryRerankBackend(Backend):
     FILE = "binary_codes.npy"
     CHUNK = 32_768
 
-    def __init__(self, vectors: np.ndarray, codes: np.ndarray | None = None, candidates: int = 2000,
+    def __init__(self, vectors: np.ndarray, codes: np.ndarray | None = None, candidates: int = 4000,
                  threads: int | None = None) -> None:
         if vectors.ndim != 2 or vectors.dtype not in (np.float32, np.float16):
             raise ValueError(f"binary backend needs (n, D) float32/float16 vectors, got {vectors.dtype} "
