@@ -173,7 +173,9 @@ def test_ddp_two_cpu_processes_gloo(synthetic: pd.DataFrame, tmp_path: Path) -> 
     synthetic.to_parquet(frame_path)
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    # a bytecode cache outside the venv spares the two fresh ranks recompiling torch on every run
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(REPO / ".pytest_cache" / "pycache")}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
            str(frame_path), str(tmp_path / "models")]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=170, cwd=REPO)

@@ -123,7 +123,7 @@ def _run_training(used: pd.DataFrame, config: TrainConfig, registry: ModelRegist
     model = build_model(config).to(device)
     dcfg = data_config(model.backbone, config.image_size)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
+    model = model.to(memory_format=memory_format)  # bench/train_throughput.py measures both formats
     cache_train = cache_val = None
     if config.cache_images:
         side = cache_size(dcfg)
@@ -169,13 +169,14 @@ def _run_training(used: pd.DataFrame, config: TrainConfig, registry: ModelRegist
         f"{total_steps} steps, device {device}, world size {info.world_size}")
     stopped_early = False
     images_seen, train_seconds = 0, 0.0
+    batches = _Skip(sampler, 0)
+    loader = DataLoader(train_set, batch_sampler=batches, num_workers=config.num_workers,
+                        persistent_workers=config.num_workers > 0, pin_memory=use_cuda,
+                        prefetch_factor=4 if config.num_workers else None)  # workers outlive epochs
     while state["step"] < total_steps and not stopped_early:
         epoch = state["epoch"]
         sampler.set_epoch(epoch)
-        skip = state["step"] - epoch * steps_per_epoch
-        loader = DataLoader(train_set, batch_sampler=_Skip(sampler, skip), num_workers=config.num_workers,
-                            persistent_workers=False, pin_memory=use_cuda,
-                            prefetch_factor=4 if config.num_workers else None)
+        batches.skip = state["step"] - epoch * steps_per_epoch  # resuming mid-epoch
         ddp_model.train()
         losses: list[float] = []
         tick = time.perf_counter()
