@@ -154,13 +154,14 @@ def telegram_posts(
         else:
             from scrapers.telegram.live import fetch_channels
 
-            result = fetch_channels(
-                telegram.client(),
-                list(telegram.channels),
-                raw,
-                max_messages_per_channel=telegram.max_messages_per_channel,
-                flood_wait_cap_s=telegram.flood_wait_cap_s,
-            )
+            with telegram.client() as client:  # connects (sync Telethon) and disconnects afterwards
+                result = fetch_channels(
+                    client,
+                    list(telegram.channels),
+                    raw,
+                    max_messages_per_channel=telegram.max_messages_per_channel,
+                    flood_wait_cap_s=telegram.flood_wait_cap_s,
+                )
             parts.append(result.catalogue)
             summary.append({"channel": ",".join(telegram.channels), "mode": "live", **counts(result.stats)})
     catalogue = pa.concat_tables([p.cast(CATALOGUE_SCHEMA) for p in parts]) if parts else empty_catalogue()

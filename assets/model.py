@@ -58,14 +58,17 @@ def reid_model(
     frame = dataset_splits.filter(pc.is_in(dataset_splits.column("split"), pa.array(["train", "val"]))).to_pandas()
     train_config = _train_config(config, sample.enabled)
     result = train_model(frame, train_config, registry.path, force=config.force, log=context.log.info)
-    metrics = {k: v for k, v in (result.metrics or {}).items() if isinstance(v, (int, float))}
+    metrics = {
+        k: v for k, v in (result.metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     return MaterializeResult(
         metadata={
             "version_id": result.version_id,
             "path": MetadataValue.path(str(result.path)),
             "reused": result.reused,
             "train_images": int(pc.sum(pc.equal(dataset_splits.column("split"), "train")).as_py() or 0),
-            **{f"val_{k}": float(v) for k, v in metrics.items()},
+            "device": str((result.metrics or {}).get("device", "cpu")),
+            **{k: float(v) for k, v in metrics.items()},
         }
     )
 

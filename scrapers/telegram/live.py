@@ -35,7 +35,7 @@ from scrapers.telegram.normalize import (
 )
 
 CURSOR_FILE = "cursor.json"
-ENV_API_ID, ENV_API_HASH, ENV_SESSION = "TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_SESSION"
+ENV_API_ID, ENV_API_HASH, ENV_SESSION = "PETID_TELEGRAM_API_ID", "PETID_TELEGRAM_API_HASH", "PETID_TELEGRAM_SESSION"
 
 
 class TelegramCredentialsError(RuntimeError):
