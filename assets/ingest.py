@@ -9,7 +9,7 @@ import os
 from urllib.parse import urlparse
 
 import pyarrow as pa
-from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, Config, Failure, MetadataValue, Output, asset
 
 from assets._metadata import counts, markdown_table, preview
 from dagster_project.resources import (
@@ -81,6 +81,12 @@ def pet911_listings(
     result = crawl_listings(crawl, storage.layout.raw / "pet911")
     for failure in result.failures[:20]:
         context.log.warning(f"pet911 failure: {failure}")
+    if result.failures and not result.stats.get("pages_fetched"):
+        raise Failure(
+            description=f"no page of {crawl.base_url} could be fetched ({len(result.failures)} failures, first: "
+            f"{result.failures[0]}); nothing was changed — the crawl state resumes on the next run",
+            metadata={"failures": MetadataValue.md(markdown_table(result.failures))},
+        )
     return Output(
         result.listings,
         metadata={

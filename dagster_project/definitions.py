@@ -44,7 +44,11 @@ def build_resources() -> dict[str, object]:
             base_url=os.environ.get("PETID_PET911_URL", "https://pet911.ru"),
             rate_limit_per_s=float(os.environ.get("PETID_RATE_LIMIT", "1.0")),
         ),
-        "sample": SampleSourceResource(enabled=env_flag("PETID_SAMPLE")),
+        "sample": SampleSourceResource(
+            enabled=env_flag("PETID_SAMPLE"),
+            seed=int(os.environ.get("PETID_SAMPLE_SEED", "0")),
+            n_animals=int(os.environ.get("PETID_SAMPLE_ANIMALS", "48")),
+        ),
         "telegram": TelegramResource(
             api_id=_secret("PETID_TELEGRAM_API_ID"),
             api_hash=_secret("PETID_TELEGRAM_API_HASH"),
@@ -57,11 +61,16 @@ def build_resources() -> dict[str, object]:
     }
 
 
-defs = Definitions(
-    assets=load_assets_from_modules([ingest, curation, dataset, model]),
-    asset_checks=dataset.DATASET_CHECKS,
-    jobs=[nightly_refresh_job, train_evaluate_job, full_pipeline_job],
-    schedules=[nightly_refresh_schedule],
-    sensors=[retrain_on_new_splits],
-    resources=build_resources(),
-)
+def build_defs() -> Definitions:
+    """Build the definitions from the current environment (``petid demo`` calls this after setting it)."""
+    return Definitions(
+        assets=load_assets_from_modules([ingest, curation, dataset, model]),
+        asset_checks=dataset.DATASET_CHECKS,
+        jobs=[nightly_refresh_job, train_evaluate_job, full_pipeline_job],
+        schedules=[nightly_refresh_schedule],
+        sensors=[retrain_on_new_splits],
+        resources=build_resources(),
+    )
+
+
+defs = build_defs()

@@ -43,6 +43,8 @@ def configure_environment(home: str | None, sample: bool) -> Layout:
 
 def run_demo(args: argparse.Namespace) -> int:
     layout = configure_environment(args.home, sample=True)
+    os.environ["PETID_SAMPLE_ANIMALS"] = str(args.animals)
+    os.environ["PETID_SAMPLE_SEED"] = str(args.seed)
     os.environ.setdefault("YOLO_CONFIG_DIR", str(layout.cache / "ultralytics"))
     print(f"petid demo — storage root {layout.root}")
     print("The sample source is SYNTHETIC: procedurally drawn animals served by a local pet911-format site and a")
@@ -53,7 +55,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from dagster_project import definitions
 
     started = time.monotonic()
-    job = definitions.defs.resolve_job_def("full_pipeline")
+    job = definitions.build_defs().resolve_job_def("full_pipeline")  # resources read the environment set above
     total = len(job.graph.node_defs)
     done: list[str] = []
 

@@ -15,7 +15,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("petid_home")
-    saved = {k: os.environ.get(k) for k in ("PETID_HOME", "DAGSTER_HOME", "PETID_SAMPLE")}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("PETID_HOME", "DAGSTER_HOME", "PETID_SAMPLE", "PETID_SAMPLE_ANIMALS", "PETID_SAMPLE_SEED")
+    }
     from petid.cli import main
 
     try:
@@ -71,7 +74,7 @@ def test_demo_run_is_browsable_in_dagster(demo_home: Path) -> None:
             assert event is not None, key
         stats_md = instance.get_latest_materialization_event(AssetKey("identity_stats"))
         metadata = stats_md.asset_materialization.metadata
-        assert "| source |" in metadata["table_2"].value
+        assert "| Source |" in metadata["table_2"].value and "**total**" in metadata["table_2"].value
         report_meta = instance.get_latest_materialization_event(AssetKey("evaluation_report")).asset_materialization.metadata
         assert "top1" in report_meta and "headline" in report_meta
 
