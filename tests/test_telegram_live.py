@@ -178,7 +178,7 @@ def test_crash_during_download_never_skips_a_post(tmp_path: Path) -> None:
 
 
 def test_make_client_credentials(tmp_path: Path) -> None:
-    with pytest.raises(TelegramCredentialsError, match="TELEGRAM_API_HASH, TELEGRAM_SESSION"):
+    with pytest.raises(TelegramCredentialsError, match="PETID_TELEGRAM_API_HASH, PETID_TELEGRAM_SESSION"):
         make_client(12345, None, "")
     with pytest.raises(TelegramCredentialsError, match="must be an integer") as err:
         make_client("abc", "secret-hash-value", "1session")
