@@ -178,7 +178,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--dataset", required=True, help="FORMAT:PATH or manifest")
     b.add_argument("--out", required=True, help="index folder")
     b.add_argument("--dtype", choices=("float16", "float32"), default="float16")
-    b.add_argument("--backend", choices=("exact", "usearch"), default="exact")
+    b.add_argument("--backend", choices=("auto", "exact", "binary", "usearch"), default="auto",
+                   help="auto: exact up to 200k photos, binary codes + exact re-rank above")
     _common(b)
     b.set_defaults(func=cmd_index_build)
 
@@ -190,7 +191,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kind", choices=("lost", "found"), help="kind of listing to return (found a pet: --kind lost)")
     p.add_argument("--since", help="only animals listed on/after this ISO date (undated ones are kept)")
     p.add_argument("--until", help="only animals listed on/before this ISO date")
-    p.add_argument("--backend", choices=("exact", "usearch"), help="override the index's backend")
+    p.add_argument("--backend", choices=("auto", "exact", "binary", "usearch"), help="override the index's backend")
     p.add_argument("--sheet", help="contact-sheet PNG path (default: a temp folder)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--registry", help="model registry (default $PETID_HOME/models)")
