@@ -45,7 +45,7 @@ def run_sql(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, default=str, ensure_ascii=False))
     elif args.csv:
-        writer = csv.writer(sys.stdout)
+        writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(table.column_names)
         writer.writerows([row[c] for c in table.column_names] for row in rows)
     else:
