@@ -134,7 +134,7 @@ def animal_crops(
         deduplicated_images, model, storage.layout.crops, margin=detector.margin, min_box_side=detector.min_box_side
     )
     statuses = crops.group_by("crop_status").aggregate([("crop_status", "count")]).to_pylist() if crops.num_rows else []
-    cropped = pc.sum(pc.equal(crops.column("crop_status"), "cropped")).as_py() or 0 if crops.num_rows else 0
+    cropped = pc.sum(pc.equal(crops.column("crop_status"), "cropped")).as_py() or 0
     return Output(
         crops,
         metadata={

@@ -21,7 +21,9 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="petid", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="petid", description="petid: scrape, curate, train, evaluate and search lost/found pet photos."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
