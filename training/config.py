@@ -73,8 +73,10 @@ class TrainConfig:
 
     @classmethod
     def demo(cls, **overrides: Any) -> TrainConfig:
-        """CPU-sized: 16 × 2 batches, 3 epochs at 128 px, one loader worker, decoded-image cache on."""
-        values: dict[str, Any] = dict(p=16, k=2, epochs=3, image_size=128, num_workers=1, cache_images=True,
+        """CPU-sized: 16 × 2 batches, 6 epochs at 160 px with lr 5e-4 (a few dozen steps in total, so a larger step
+        than the recipe's 1e-4), one loader worker, decoded-image cache on. On the 48-animal sample this trains in
+        about 40 s and beats the frozen baseline on Top-1 and mAP of the unseen test animals."""
+        values: dict[str, Any] = dict(p=16, k=2, epochs=6, image_size=160, lr=5e-4, num_workers=1, cache_images=True,
                                       small_identities="replace", early_stopping_patience=None)
         values.update(overrides)
         return cls(**values)
