@@ -124,6 +124,19 @@ def embed_frame(
     return np.stack([cached[k] for k in keys]).astype(np.float32, copy=False)
 
 
+def photo_frame(frame: pd.DataFrame, error: type[Exception], what: str) -> pd.DataFrame:
+    """A copy with ``identity`` renamed to ``identity_id`` (both spellings are accepted) and ``path`` and
+    ``identity_id`` required; ``error`` is raised naming the missing columns."""
+    frame = frame.copy()
+    if "identity_id" not in frame and "identity" in frame:
+        frame = frame.rename(columns={"identity": "identity_id"})
+    missing = [c for c in ("path", "identity_id") if c not in frame]
+    if missing:
+        raise error(f"{what} frame lacks column(s) {missing} (columns: {list(frame.columns)})")
+    frame["identity_id"] = frame["identity_id"].astype(str)
+    return frame
+
+
 def normalise(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm (zero rows stay zero)."""
     vectors = np.asarray(vectors, dtype=np.float32)

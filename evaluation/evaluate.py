@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evaluation.embeddings import Embedder, embed_frame
+from evaluation.embeddings import Embedder, embed_frame, photo_frame
 from evaluation.identification import IdentificationResult, identify
 from evaluation.mcnemar import mcnemar
 from evaluation.verification import Pairs, VerificationResult, make_pairs, verify
@@ -50,16 +50,10 @@ class ModelEvaluation:
 
 def prepare_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy with ``path``, ``identity_id``, ``source``, ``species`` (``unknown`` where missing), index reset."""
-    frame = frame.copy()
-    if "identity_id" not in frame and "identity" in frame:
-        frame = frame.rename(columns={"identity": "identity_id"})
-    missing = [c for c in ("path", "identity_id") if c not in frame]
-    if missing:
-        raise EvaluationError(f"evaluation frame lacks column(s) {missing} (columns: {list(frame.columns)})")
+    frame = photo_frame(frame, EvaluationError, "evaluation")
     for column in ("source", "species"):
         values = frame[column] if column in frame else pd.Series([None] * len(frame), index=frame.index)
         frame[column] = values.where(values.notna(), "unknown").astype(str)
-    frame["identity_id"] = frame["identity_id"].astype(str)
     frame["path"] = frame["path"].astype(str)
     frame = frame.reset_index(drop=True)
     counts = frame["identity_id"].value_counts()

@@ -28,7 +28,7 @@ import pandas as pd
 
 from evaluation.ann import (BACKENDS, Backend, BinaryRerankBackend, ExactBackend, UsearchBackend, choose_backend,
                             make_backend, top_k)
-from evaluation.embeddings import Embedder, embed_frame, normalise
+from evaluation.embeddings import Embedder, embed_frame, normalise, photo_frame
 
 META_COLUMNS = ("source", "species", "kind", "date", "url")
 DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -45,18 +45,12 @@ def _load_embedder(ref: str, registry_root: Any) -> Embedder:
 
 
 def _gallery_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.copy()
-    if "identity_id" not in frame and "identity" in frame:
-        frame = frame.rename(columns={"identity": "identity_id"})
-    missing = [c for c in ("path", "identity_id") if c not in frame]
-    if missing:
-        raise SearchError(f"gallery frame lacks column(s) {missing} (columns: {list(frame.columns)})")
+    frame = photo_frame(frame, SearchError, "gallery")
     for column in META_COLUMNS:
         if column not in frame:
             frame[column] = None
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     frame["position"] = frame["position"].fillna(0).astype("int64") if "position" in frame else 0
-    frame["identity_id"] = frame["identity_id"].astype(str)
     return frame.sort_values(["identity_id", "position", "path"], kind="stable").reset_index(drop=True)
 
 
