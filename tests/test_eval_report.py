@@ -14,7 +14,7 @@ import pytest
 import evaluation.evaluate as evaluate_module
 from evaluation.embeddings import EmbeddingError, embed_frame, load_cache
 from evaluation.evaluate import EvaluationError, evaluate
-from evaluation.fakes import PixelEmbedder, make_photos
+from eval_fakes import PixelEmbedder, make_photos
 from petid.cli import main
 
 

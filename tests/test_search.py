@@ -11,7 +11,7 @@ import pytest
 
 from evaluation.ann import (BINARY_THRESHOLD, BinaryRerankBackend, ExactBackend, UsearchBackend, choose_backend,
                             make_backend, sign_codes, top_k)
-from evaluation.fakes import PixelEmbedder, make_photos
+from eval_fakes import PixelEmbedder, make_photos
 from evaluation.search import SearchError, SearchIndex, build_index
 from petid.cli import main
 
