@@ -268,16 +268,6 @@ def _webp_library() -> tuple[ctypes.CDLL, int] | None:
 
 
 _U8P = ctypes.POINTER(ctypes.c_uint8)
-_SCRATCH: dict[str, np.ndarray] = {}
-
-
-def _scratch(name: str, size: int) -> np.ndarray:
-    """A reusable per-process byte buffer of at least ``size`` (photos arrive one at a time per process; reusing the
-    planes spares a page-faulting allocation per photo)."""
-    buffer = _SCRATCH.get(name)
-    if buffer is None or buffer.size < size:
-        buffer = _SCRATCH[name] = np.empty(max(size, 1 << 20), np.uint8)
-    return buffer[:size]
 _FULL_RANGE = np.clip((np.arange(256) - 16.0) * (255.0 / 219.0) + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -306,8 +296,8 @@ def _webp_luma(data: bytes, min_side: int = 64) -> tuple[np.ndarray, tuple[float
     width, height = config.input.width, config.input.height
     if config.input.has_animation or width <= 0 or height <= 0:
         return None
-    luma = _scratch("luma", height * width).reshape(height, width)
-    chroma = _scratch("chroma", ((height + 1) // 2) * ((width + 1) // 2)).reshape((height + 1) // 2, -1)
+    luma = np.empty((height, width), np.uint8)
+    chroma = np.empty(((height + 1) // 2, (width + 1) // 2), np.uint8)
     config.options.bypass_filtering = 1
     config.options.no_fancy_upsampling = 1
     out = config.output

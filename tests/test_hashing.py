@@ -142,7 +142,7 @@ def test_webp_luma_matches_pillow() -> None:
 
 
 def test_results_do_not_depend_on_what_was_decoded_before(tmp_path: Path) -> None:
-    """WebP planes are decoded into reused per-process buffers: a large photo, then a small one, then the large one
+    """WebP planes are decoded into caller-provided buffers: a large photo, then a small one, then the large one
     again must hash exactly as in the reverse order."""
     sizes = [(1000, 700), (330, 250), (1000, 700), (701, 1003)]
     paths = []
