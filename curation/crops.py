@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image, ImageOps
 
+from petid.errors import UserError
 from petid.paths import store_content
 
 COCO_CLASSES = {15: "cat", 16: "dog"}  # COCO ids of the only classes we keep
@@ -42,7 +43,7 @@ CROPS_SCHEMA = pa.schema(
 )
 
 
-class CropError(RuntimeError):
+class CropError(UserError, RuntimeError):
     """The detector could not be loaded, or an image could not be read for detection or cropping."""
 
 
@@ -130,7 +131,9 @@ class YoloDetector:
 
 
 def _load_yolo(weights: str) -> Any:
-    from ultralytics import YOLO  # heavy: imported only when a detector is actually used
+    from ultralytics import (
+        YOLO,  # heavy: imported only when a detector is actually used
+    )
 
     _undo_pil_patch()
     path = Path(weights).expanduser()

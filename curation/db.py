@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from petid.errors import UserError
+
 # Convenience views, created when the tables they read exist.
 CONVENIENCE_VIEWS: dict[str, tuple[tuple[str, ...], str]] = {
     "split_summary": (
@@ -24,7 +26,7 @@ CONVENIENCE_VIEWS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
-class DatabaseError(RuntimeError):
+class DatabaseError(UserError, RuntimeError):
     """No tables to query yet, or a query failed; the message says which."""
 
 

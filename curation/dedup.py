@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from curation.hashing import hamming
 from curation.neardup import connected_groups, near_duplicate_pairs
+from petid.errors import UserError
 
 POLICIES = ("flag", "drop", "merge")
 EXACT_GROUP_ALL_PAIRS = 32  # larger exact groups are reported as a star around their first image
@@ -55,7 +56,7 @@ ADDED_FIELDS = [
 REQUIRED = ("identity_id", "image_id", "path", "sha256", "width", "height", "phash", "dhash")
 
 
-class DedupError(ValueError):
+class DedupError(UserError, ValueError):
     """The input table cannot be deduplicated (missing columns, bad policy, duplicate image ids)."""
 
 

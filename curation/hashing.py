@@ -24,6 +24,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pyarrow as pa
 
+from petid.errors import UserError
+
 HASH_SIZE = 8
 PHASH_SIDE = HASH_SIZE * 4  # imagehash's highfreq_factor = 4
 FAST_MIN_SIDE = 64
@@ -40,7 +42,7 @@ HASH_SCHEMA = pa.schema(
 _POWERS = (np.uint64(1) << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
 
 
-class HashError(ValueError):
+class HashError(UserError, ValueError):
     """A file could not be decoded for hashing."""
 
 
@@ -161,9 +163,9 @@ def _iter_hashes(paths: Sequence[str], workers: int, fast: bool) -> Iterator[tup
             yield from _hash_chunk(task)
         return
     import scipy.fftpack  # noqa: F401 - imported once here, inherited by forked workers
+    from PIL import Image  # noqa: F401
 
     from curation.images import bounded_map
-    from PIL import Image  # noqa: F401
 
     for results in bounded_map(_hash_chunk, tasks, workers):
         yield from results

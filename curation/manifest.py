@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from curation.crops import CROP_STATUSES, CROPS_SCHEMA
 from curation.splits import DEFAULT_RATIOS, SPLIT_VALUES, assign_splits
+from petid.errors import UserError
 from petid.records import KINDS, SPECIES
 
 IMAGE_MANIFEST_SCHEMA = pa.schema(
@@ -71,7 +72,7 @@ REQUIRED_IMAGE_COLUMNS = ("image_id", "identity_id", "source", "path")
 _MAX_LISTED = 10
 
 
-class ManifestSchemaError(ValueError):
+class ManifestSchemaError(UserError, ValueError):
     """A manifest breaks its schema; the message names the columns and (first) rows at fault."""
 
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Hashable, Mapping, Sequence
 
+from petid.errors import UserError
+
 SPLITS = ("train", "val", "test")
 EXCLUDED = "excluded"
 SPLIT_VALUES = (*SPLITS, EXCLUDED)
 DEFAULT_RATIOS: tuple[float, float, float] = (0.7, 0.15, 0.15)
 
 
-class SplitError(ValueError):
+class SplitError(UserError, ValueError):
     """Bad split arguments (ratios that do not sum to 1, mismatched lengths, duplicate identities)."""
 
 

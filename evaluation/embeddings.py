@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from petid.errors import UserError
 from petid.paths import sha256_file
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -30,7 +31,7 @@ class Embedder(Protocol):
     def embed(self, paths: list[str], batch_size: int = 32) -> np.ndarray: ...
 
 
-class EmbeddingError(ValueError):
+class EmbeddingError(UserError, ValueError):
     """The frame or the embedder's output is unusable (missing column/file, wrong shape)."""
 
 

@@ -20,11 +20,12 @@ from evaluation.embeddings import Embedder, embed_frame, photo_frame
 from evaluation.identification import IdentificationResult, identify
 from evaluation.mcnemar import mcnemar
 from evaluation.verification import Pairs, VerificationResult, make_pairs, verify
+from petid.errors import UserError
 
 EmbedderFactory = Callable[[str, Any], Embedder]
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserError, ValueError):
     """The evaluation frame cannot be evaluated (missing columns, too few identities or photos)."""
 
 

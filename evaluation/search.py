@@ -26,15 +26,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evaluation.ann import (BACKENDS, Backend, BinaryRerankBackend, ExactBackend, UsearchBackend, choose_backend,
-                            make_backend, top_k)
+from evaluation.ann import (
+    BACKENDS,
+    Backend,
+    BinaryRerankBackend,
+    ExactBackend,
+    UsearchBackend,
+    choose_backend,
+    make_backend,
+    top_k,
+)
 from evaluation.embeddings import Embedder, embed_frame, normalise, photo_frame
+from petid.errors import UserError
 
 META_COLUMNS = ("source", "species", "kind", "date", "url")
 DTYPES = {"float16": np.float16, "float32": np.float32}
 
 
-class SearchError(ValueError):
+class SearchError(UserError, ValueError):
     """Bad index folder, query or filter value."""
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from petid.errors import UserError
+
 SPECIES = ("cat", "dog", "other")
 KINDS = ("lost", "found")
 
@@ -30,7 +32,7 @@ CATALOGUE_SCHEMA = pa.schema(
 )
 
 
-class CatalogueError(ValueError):
+class CatalogueError(UserError, ValueError):
     """A catalogue row breaks the schema (missing column, bad species or kind)."""
 
 

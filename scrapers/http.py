@@ -17,12 +17,14 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from petid.errors import UserError
+
 DEFAULT_USER_AGENT = "petid/0.1 (+https://github.com/petid-project/petid; lost-pet reunification research)"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
-class HttpError(Exception):
+class HttpError(UserError):
     """Base of every error this client raises; ``url`` names the offending request."""
 
     def __init__(self, url: str, message: str) -> None:

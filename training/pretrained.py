@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from petid.errors import UserError
+
 if TYPE_CHECKING:
     import torch
     from torch import nn
@@ -22,7 +24,7 @@ _IR_BLOCK = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_
 _TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
 
 
-class PretrainedError(RuntimeError):
+class PretrainedError(UserError, RuntimeError):
     """Pretrained weights cannot be found or do not fit the backbone."""
 
 

@@ -20,17 +20,19 @@ from typing import Any
 
 import pandas as pd
 
+from petid.errors import UserError
+
 CODE_VERSION = "training-1"  # bump when a code change alters what a given manifest + config trains into
 ALIASES_FILE = "aliases.json"
 WORK_DIR = ".work"  # resumable checkpoints, keyed by version id
 REQUIRED_FILES = ("weights.safetensors", "config.json", "label_map.json", "metrics.json")
 
 
-class ModelNotFoundError(LookupError):
+class ModelNotFoundError(UserError, LookupError):
     """A model reference (alias, version id or path) does not resolve to a registered version."""
 
 
-class VersionExistsError(FileExistsError):
+class VersionExistsError(UserError, FileExistsError):
     """A version directory already exists; versions are never overwritten."""
 
 

@@ -6,8 +6,10 @@ import random
 from collections import defaultdict
 from collections.abc import Hashable, Iterator, Sequence
 
+from petid.errors import UserError
 
-class SamplerError(ValueError):
+
+class SamplerError(UserError, ValueError):
     """The labels cannot fill a single P×K batch."""
 
 

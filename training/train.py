@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from petid.errors import UserError
 from training.config import TrainConfig
 from training.registry import ModelRegistry, manifest_hash, version_id
 
@@ -29,7 +30,7 @@ from training.registry import ModelRegistry, manifest_hash, version_id
 UNHASHED_FIELDS = ("num_workers", "checkpoint_every")
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(UserError, ValueError):
     """The training frame is unusable (missing columns, unknown split, missing files, too few identities)."""
 
 
@@ -104,7 +105,12 @@ def _run_training(used: pd.DataFrame, config: TrainConfig, registry: ModelRegist
     from training.losses import recipe_loss
     from training.model import build_model
     from training.samplers import BalancedIdentitySampler
-    from training.transforms import cache_size, data_config, eval_transform, train_transform
+    from training.transforms import (
+        cache_size,
+        data_config,
+        eval_transform,
+        train_transform,
+    )
 
     started = time.perf_counter()
     torch.manual_seed(config.seed)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from petid.errors import UserError
 from petid.records import CATALOGUE_SCHEMA
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -17,7 +18,7 @@ _SPECIES_WORDS = {"cat": "cat", "cats": "cat", "kitten": "cat", "dog": "dog", "d
 _SPECIES_WORDS |= {"other": "other", "": None}  # "" / missing column -> unknown
 
 
-class DatasetLayoutError(ValueError):
+class DatasetLayoutError(UserError, ValueError):
     """A local copy does not have the on-disk layout its importer expects."""
 
 

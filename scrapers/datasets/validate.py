@@ -14,12 +14,13 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
+from petid.errors import UserError
 from petid.records import CATALOGUE_SCHEMA, KINDS, SPECIES
 
 _SHOW = 5  # offending rows named in a message
 
 
-class CatalogueValidationError(ValueError):
+class CatalogueValidationError(UserError, ValueError):
     """A catalogue failed validation; ``problems`` maps each check to its offending rows (as strings)."""
 
     def __init__(self, name: str, problems: dict[str, list[str]]) -> None:

@@ -9,14 +9,23 @@ from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsp
 
 import lxml.etree
 
-from scrapers.pet911.parse import DEFAULT_BASE, _HTML_PARSER, _decode, _text, is_valid_listing_id, iso_date, tok
+from petid.errors import UserError
+from scrapers.pet911.parse import (
+    _HTML_PARSER,
+    DEFAULT_BASE,
+    _decode,
+    _text,
+    is_valid_listing_id,
+    iso_date,
+    tok,
+)
 
 SPECIES_CODES = {"dog": "1", "cat": "2", "other": "3"}
 KIND_CODES = {"lost": "1", "found": "2"}
 _PAGE_PATH_RE = re.compile(r"/page-(\d+)/?$")
 
 
-class CatalogError(ValueError):
+class CatalogError(UserError, ValueError):
     """The page is not a pet911 catalog page."""
 
 

@@ -1,6 +1,7 @@
 """Parse one pet911.ru listing (detail page HTML of 2022–2025 markup, or the 2020 ``petCard`` JSON).
 
 Species and lost/found come from structured places only (JSON-LD, breadcrumbs, URLs, the listing number), never
+from petid.errors import UserError
 from the free-text title. Class names are matched as tokens, so ``card`` also matches the 2025 ``card card-print``.
 """
 
@@ -21,7 +22,7 @@ DEFAULT_BASE = "https://pet911.ru/"
 _MSK = dt.timezone(dt.timedelta(hours=3))
 
 
-class NotAListingError(ValueError):
+class NotAListingError(UserError, ValueError):
     """The input is not a pet911 listing page; the message is a one-line reason."""
 
 

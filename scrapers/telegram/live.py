@@ -9,6 +9,7 @@ Per channel the cursor (``raw_dir/<channel>/cursor.json``, the last message id f
 post's photos and record are written, and never past an album that might continue: a trailing album is left for
 the next run when the per-run message cap stopped the read, or when it is younger than ``album_grace_s`` (its
 remaining items may not be posted yet). ``FloodWaitError`` is honoured by sleeping ``e.seconds`` and resuming
+from petid.errors import UserError
 from the cursor; a wait above ``flood_wait_cap_s`` stops the run cleanly (state saved, next run continues).
 """
 
@@ -38,7 +39,7 @@ CURSOR_FILE = "cursor.json"
 ENV_API_ID, ENV_API_HASH, ENV_SESSION = "PETID_TELEGRAM_API_ID", "PETID_TELEGRAM_API_HASH", "PETID_TELEGRAM_SESSION"
 
 
-class TelegramCredentialsError(RuntimeError):
+class TelegramCredentialsError(UserError, RuntimeError):
     """API id, API hash or session string missing or malformed (values are never included in the message)."""
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from petid.errors import UserError
 from petid.paths import store_content
 from petid.records import catalogue_table
 from scrapers.telegram.keywords import Vocabulary, classify
@@ -40,7 +41,7 @@ POSTS_SCHEMA = pa.schema([
 ])
 
 
-class TelegramError(RuntimeError):
+class TelegramError(UserError, RuntimeError):
     """A Telegram capture or export could not be read."""
 
 
