@@ -1,7 +1,6 @@
 """Parse one pet911.ru listing (detail page HTML of 2022–2025 markup, or the 2020 ``petCard`` JSON).
 
 Species and lost/found come from structured places only (JSON-LD, breadcrumbs, URLs, the listing number), never
-from petid.errors import UserError
 from the free-text title. Class names are matched as tokens, so ``card`` also matches the 2025 ``card card-print``.
 """
 
@@ -14,6 +13,8 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 import lxml.etree
+
+from petid.errors import UserError
 
 LISTING_KEYS = ("listing_id", "kind", "species", "breed", "sex", "date_added", "date_event", "city", "address",
                 "lat", "lng", "title", "description", "photo_urls", "closed")
