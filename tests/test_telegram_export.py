@@ -59,21 +59,24 @@ def test_write_export_is_desktop_format(tmp_path: Path) -> None:
 
 def test_import_export_selects_animals_and_assembles_albums(tmp_path: Path) -> None:
     write_export(CH, _posts(), tmp_path / "exp")
+    chat_id = json.loads((tmp_path / "exp" / "result.json").read_text(encoding="utf-8"))["id"]
+    chan = f"c{chat_id}"  # result.json has no username: the channel is known by its id
     result = import_export(tmp_path / "exp", tmp_path / "raw")
     posts = {r["first_message_id"]: r for r in result.posts.to_pylist()}
     assert sorted(posts) == [100, 102, 112]
     assert posts[102]["message_ids"] == [102, 103, 104] and posts[102]["n_photos"] == 3
     assert (posts[102]["species"], posts[102]["kind"]) == ("dog", "found")
-    assert (posts[100]["species"], posts[100]["kind"], posts[100]["url"]) == ("cat", "lost", f"https://t.me/{CH}/100")
+    assert (posts[100]["species"], posts[100]["kind"], posts[100]["url"]) == (
+        "cat", "lost", f"https://t.me/c/{chat_id}/100")
     assert posts[100]["date"] == "2025-03-01T09:00:00+00:00"
     assert posts[112]["n_photos"] == 2  # same minute as 111, but 111 is its own captioned post
     rows = result.catalogue.to_pylist()
-    assert len(rows) == 6 and {r["identity_id"] for r in rows} == {f"telegram:{CH}:{i}" for i in (100, 102, 112)}
+    assert len(rows) == 6 and {r["identity_id"] for r in rows} == {f"telegram:{chan}:{i}" for i in (100, 102, 112)}
     webp = [r for r in rows if r["path"].endswith(".webp")]
-    assert len(webp) == 1 and webp[0]["photo_url"] == f"https://t.me/{CH}/103"
+    assert len(webp) == 1 and webp[0]["photo_url"] == f"https://t.me/c/{chat_id}/103"
     for row in rows:
         path = Path(row["path"])
-        assert path.parent.parent == tmp_path / "raw" / CH / "photos" and path.stem == sha256_bytes(path.read_bytes())
+        assert path.parent.parent == tmp_path / "raw" / chan / "photos" and path.stem == sha256_bytes(path.read_bytes())
     s = result.stats
     assert (s["excluded_adoption"], s["excluded_sale"], s["excluded_reunited"], s["not_animal"]) == (1, 1, 1, 1)
     assert s["selected_without_photos"] == 2  # text-only and link-preview posts
@@ -119,6 +122,119 @@ def test_cli_import_export_json(tmp_path: Path, capsys: pytest.CaptureFixture[st
     code = main(["telegram", "import-export", str(tmp_path / "exp"), "--raw-dir", str(tmp_path / "raw"), "--json"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
-    assert (summary["posts"], summary["photos"], summary["channels"]) == (3, 6, [CH])
+    chat_id = json.loads((tmp_path / "exp" / "result.json").read_text(encoding="utf-8"))["id"]
+    assert (summary["posts"], summary["photos"], summary["channels"]) == (3, 6, [f"c{chat_id}"])
     assert main(["telegram", "import-export", str(tmp_path / "nothing"), "--raw-dir", str(tmp_path / "raw")]) == 2
     assert "no result.json" in capsys.readouterr().err
+
+
+# --- Exports written by hand to Telegram Desktop's own JSON writer -------------------------------------------------
+# (tdesktop Telegram/SourceFiles/export/output/export_output_json.cpp: header ``name``/``type``/``id`` only, no
+# username and no grouped_id; media as ``photo`` or ``file`` + ``media_type`` + ``mime_type``; a file the export
+# did not write is a placeholder text in place of its path.)
+
+TOO_LARGE = "(File exceeds maximum size. Change data exporting settings to download.)"
+UNAVAILABLE = "(File unavailable, please try again later)"
+
+
+def _desktop_export(root: Path, messages: list[dict], name: str = "Poteryashki SPb", chat_id: int = 1712345678,
+                    chat_type: str = "public_channel") -> Path:
+    (root / "photos").mkdir(parents=True, exist_ok=True)
+    (root / "video_files").mkdir(parents=True, exist_ok=True)
+    full = []
+    for m in messages:
+        m = {"type": "message", "date": "2025-03-01T12:00:00", "date_unixtime": "1740830400", "from": name,
+             "from_id": f"channel{chat_id}", "text": "", "text_entities": []} | m
+        for key in ("photo", "file"):
+            if key in m and not m[key].startswith("("):
+                (root / m[key]).write_bytes(_img(m["id"]))
+        full.append(m)
+    (root / "result.json").write_text(json.dumps({"name": name, "type": chat_type, "id": chat_id, "messages": full},
+                                                 ensure_ascii=False), encoding="utf-8")
+    return root
+
+
+def _video(mid: int) -> dict:
+    return {"id": mid, "file": f"video_files/VID_{mid}.mp4", "thumbnail": f"video_files/VID_{mid}.mp4_thumb.jpg",
+            "media_type": "video_file", "mime_type": "video/mp4", "duration_seconds": 7, "width": 640, "height": 360}
+
+
+def test_album_with_a_video_inside_stays_one_post(tmp_path: Path) -> None:
+    exp = _desktop_export(tmp_path / "exp", [
+        {"id": 1, "photo": "photos/photo_1.jpg", "text": "Пропала собака, рыжая, ул. Коштоянца"},
+        _video(2),  # the album's second item is a video
+        {"id": 3, "photo": "photos/photo_3.jpg"},
+        {"id": 4, "photo": "photos/photo_4.jpg", "date_unixtime": "1740830460", "text": "Найден кот у метро"},
+        {"id": 5, "photo": "photos/photo_5.jpg", "date_unixtime": "1740830460", "text": "Пропал кот, серый"},
+    ])
+    result = import_export(exp, tmp_path / "raw")
+    posts = {r["first_message_id"]: r for r in result.posts.to_pylist()}
+    assert sorted(posts) == [1, 4, 5]  # 3 is not a caption-less post of its own; 5 has its own caption
+    assert posts[1]["message_ids"] == [1, 2, 3] and posts[1]["n_photos"] == 2  # the video is no photo
+    rows = [r for r in result.catalogue.to_pylist() if r["identity_id"].endswith(":1")]
+    assert [r["photo_url"].rsplit("/", 1)[1] for r in rows] == ["1", "3"]
+    assert result.stats.get("not_animal", 0) == 0
+
+
+def test_album_is_at_most_ten_items(tmp_path: Path) -> None:
+    items = [{"id": i, "photo": f"photos/photo_{i}.jpg"} for i in range(1, 13)]
+    items[0]["text"] = "Найдена собака"
+    result = import_export(_desktop_export(tmp_path / "exp", items), tmp_path / "raw")
+    assert result.posts.to_pylist()[0]["message_ids"] == list(range(1, 11))
+
+
+def test_post_links_use_the_channel_id_never_the_title(tmp_path: Path) -> None:
+    exp = _desktop_export(tmp_path / "exp", [{"id": 2, "photo": "photos/photo_2.jpg", "text": "Пропал кот"}],
+                          name="Poteryashki")  # a Latin title is not a username
+    result = import_export(exp, tmp_path / "raw")
+    post = result.posts.to_pylist()[0]
+    assert post["identity_id"] == "telegram:c1712345678:2"
+    assert post["url"] == "https://t.me/c/1712345678/2"
+    assert result.catalogue.to_pylist()[0]["photo_url"] == "https://t.me/c/1712345678/2"
+
+    named = import_export(exp, tmp_path / "raw2", channel="@poteryashki_spb")  # a username the caller knows
+    post = named.posts.to_pylist()[0]
+    assert (post["identity_id"], post["url"]) == ("telegram:poteryashki_spb:2", "https://t.me/poteryashki_spb/2")
+
+
+def test_links_written_by_older_imports_are_rebuilt(tmp_path: Path) -> None:
+    exp = _desktop_export(tmp_path / "exp", [{"id": 2, "photo": "photos/photo_2.jpg", "text": "Пропал кот"}])
+    import_export(exp, tmp_path / "raw")
+    records = tmp_path / "raw" / "c1712345678" / "records.jsonl"
+    records.write_text(records.read_text(encoding="utf-8").replace("t.me/c/1712345678", "t.me/c1712345678"),
+                       encoding="utf-8")
+    again = import_export(exp, tmp_path / "raw")
+    assert again.posts.to_pylist()[0]["url"] == "https://t.me/c/1712345678/2"
+
+
+def test_basic_group_posts_have_no_link(tmp_path: Path) -> None:
+    exp = _desktop_export(tmp_path / "exp", [{"id": 2, "photo": "photos/photo_2.jpg", "text": "Пропал кот"}],
+                          chat_type="private_group")
+    result = import_export(exp, tmp_path / "raw")
+    assert result.posts.to_pylist()[0]["url"] is None and result.catalogue.to_pylist()[0]["photo_url"] is None
+
+
+def test_placeholders_are_skipped_photos_with_their_reason(tmp_path: Path) -> None:
+    exp = _desktop_export(tmp_path / "exp", [
+        {"id": 1, "photo": "photos/photo_1.jpg", "text": "Пропала кошка, трёхцветная"},
+        {"id": 2, "photo": TOO_LARGE},
+        {"id": 3, "photo": UNAVAILABLE},
+        {"id": 4, "photo": TOO_LARGE, "date_unixtime": "1740830999", "text": "Найден пёс"},  # only a placeholder
+    ])
+    result = import_export(exp, tmp_path / "raw")
+    s = result.stats
+    assert (s["photos_too_large"], s["photos_unavailable"], s["photos_skipped"]) == (2, 1, 3)
+    assert "photos_missing" not in s  # a placeholder is not a file missing from the export
+    assert s["selected_photos_unavailable"] == 1  # post 4 had only the placeholder
+    post = result.posts.to_pylist()
+    assert [(p["first_message_id"], p["message_ids"], p["n_photos"]) for p in post] == [(1, [1, 2, 3], 1)]
+    assert result.catalogue.num_rows == 1
+    assert [(e["message_id"], e["reason"]) for e in result.skipped] == [(2, "too_large"), (3, "unavailable"),
+                                                                         (4, "too_large")]
+    record = json.loads((tmp_path / "raw" / "c1712345678" / "records.jsonl").read_text(encoding="utf-8"))
+    assert [(e["message_id"], e["reason"]) for e in record["photos_skipped"]] == [(2, "too_large"), (3, "unavailable")]
+    assert record["photos_skipped"][0]["detail"] == TOO_LARGE
+
+    import_export(exp, tmp_path / "raw")  # re-import: post 4 is seen again, but recorded once
+    lines = (tmp_path / "raw" / "c1712345678" / "skipped.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 3

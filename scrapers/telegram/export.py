@@ -1,15 +1,28 @@
 """Import a channel exported by Telegram Desktop (``result.json`` + ``photos/``, ``files/``), offline.
 
-Format read (Telegram Desktop "Export chat history", JSON): top level ``name``, ``type``, ``id``, ``messages``;
-each message has ``id``, ``type`` (``message``/``service``), ``date`` (local, naive), ``date_unixtime``, ``text``
-(a string, or a list of strings and ``{"type", "text"}`` entities), and for media either ``photo`` (a path under
-``photos/``) or ``file`` + ``mime_type`` (+ ``media_type`` for videos, stickers, voice…). Only ``photo`` and
-documents whose ``mime_type`` is an image without a ``media_type`` count as photos; link previews are not
-exported as media and never count.
+Format read: Telegram Desktop's own JSON writer, ``Telegram/SourceFiles/export/output/export_output_json.cpp`` in
+github.com/telegramdesktop/tdesktop (``JsonWriter::writeDialogStart``, ``SerializeMessage``). A single-chat export
+has exactly three header keys, ``name`` (the chat *title*), ``type`` (``public_channel``, ``private_channel``,
+``public_supergroup``, ``private_supergroup``, ``private_group``, ``personal_chat``…) and ``id`` (the bare peer
+id), then ``messages``. **There is no username field**, so the title is never taken for one: without an explicit
+``channel`` the channel is named ``c<id>`` and its posts link as ``https://t.me/c/<id>/<message id>`` (Telegram's
+private-link form; it opens for anyone who can read the channel). Each message has ``id``, ``type``
+(``message``/``service``), ``date`` (local, naive), ``date_unixtime``, ``from``/``from_id``, optional
+``forwarded_from``, ``text`` (a string, or a list of strings and ``{"type", "text"}`` entities) and, for media,
+either ``photo`` (a path under ``photos/``) or ``file`` (+ ``mime_type``, + ``media_type`` for ``video_file``,
+``animation``, ``sticker``, ``voice_message``, ``video_message``, ``audio_file``). A media file the export did not
+write is a placeholder in place of its path: ``(File not included. Change data exporting settings to
+download.)``, ``(File exceeds maximum size. Change data exporting settings to download.)`` or ``(File unavailable,
+please try again later)``. Only ``photo`` and documents whose ``mime_type`` is an image without a ``media_type``
+count as photos; a placeholder or a path whose file is absent is a skipped photo with its reason, never a photo.
+Link previews are not exported as media and never count.
 
-Desktop exports carry no ``grouped_id``; an album is its consecutive photo messages with the same
-``date_unixtime`` (at most one of them captioned). A ``grouped_id`` key, where an exporter writes one, wins.
-Re-importing an export is idempotent: posts already stored for the channel are skipped.
+Albums: the writer keeps no ``grouped_id``. Telegram stamps every item of an album with one date, so an album is
+read back as consecutive media messages (any media: photo, video, document, placeholder) with the same
+``date_unixtime``, the same ``from_id`` and ``forwarded_from``, at most ten items (Telegram's album limit) and at
+most one captioned item. A video inside an album belongs to the album's post but is not one of its photos. A
+``grouped_id`` key, where another exporter writes one, wins. Re-importing an export is idempotent: posts already
+stored for the channel are skipped.
 """
 
 from __future__ import annotations
@@ -29,12 +42,17 @@ from scrapers.telegram.normalize import (
     TelegramError,
     TelegramResult,
     build_result,
+    channel_name,
     group_messages,
     image_ext,
 )
 
 _USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
-_NOT_INCLUDED = "(File not included"
+ALBUM_MAX_ITEMS = 10  # Telegram's limit on items in one album (messages.sendMultiMedia)
+# export_output_json.cpp pushPath(): SkipReason -> the text written instead of the file's path
+_PLACEHOLDERS = (("(File not included", "not_exported"), ("(File exceeds maximum size", "too_large"),
+                 ("(File unavailable", "unavailable"))
+_LINKED_TYPES = frozenset({"public_channel", "private_channel", "public_supergroup", "private_supergroup"})
 
 
 def export_text(value: Any) -> str:
@@ -61,24 +79,38 @@ def _resolve(export_dir: Path, relative: str, message_id: int) -> Path:
     return path
 
 
-def _photo(export_dir: Path, message: dict, stats: dict[str, int]) -> PhotoRef | None:
-    """A real photo of an export message (photo, or image document), else None."""
+def _placeholder(value: str) -> str | None:
+    """The skip reason of a Desktop placeholder written instead of a media path, else None."""
+    for prefix, reason in _PLACEHOLDERS:
+        if value.startswith(prefix):
+            return reason
+    return None
+
+
+def _has_media(message: dict) -> bool:
+    """A message carrying a media file of any kind (what an album item is), written or not."""
+    return bool(message.get("photo") or message.get("file"))
+
+
+def _photo(export_dir: Path, message: dict) -> PhotoRef | None:
+    """The photo of an export message (photo, or image document), else None; unavailable ones are marked."""
     relative, ext = None, None
     if message.get("photo"):
-        relative, ext = message["photo"], Path(message["photo"]).suffix.lower() or ".jpg"
+        relative = message["photo"]
+        ext = ".jpg" if _placeholder(relative) else (Path(relative).suffix.lower() or ".jpg")
     elif message.get("file") and not message.get("media_type"):
         ext = image_ext(message.get("mime_type"))
         relative = message["file"] if ext else None
     if relative is None:
         return None
-    if relative.startswith(_NOT_INCLUDED):
-        stats["photos_not_exported"] = stats.get("photos_not_exported", 0) + 1
-        return None
+    ext = ".jpg" if ext == ".jpeg" else ext
+    reason = _placeholder(relative)
+    if reason is not None:
+        return PhotoRef(ext=ext, missing=reason, detail=relative)
     path = _resolve(export_dir, relative, message["id"])
     if not path.is_file():
-        stats["photos_missing"] = stats.get("photos_missing", 0) + 1
-        return None
-    return PhotoRef(ext=".jpg" if ext == ".jpeg" else ext, load=path.read_bytes)
+        return PhotoRef(ext=ext, missing="missing", detail=f"{relative} is not in the export")
+    return PhotoRef(ext=ext, load=path.read_bytes)
 
 
 def read_export(export_dir: Path, stats: dict[str, int]) -> tuple[dict, list[RawMessage]]:
@@ -94,7 +126,7 @@ def read_export(export_dir: Path, stats: dict[str, int]) -> tuple[dict, list[Raw
     if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
         raise TelegramError(f"{result_path} has no 'messages' list (export a single channel, JSON format)")
     messages: list[RawMessage] = []
-    previous: tuple[dict, RawMessage] | None = None
+    album: list[tuple[dict, RawMessage]] = []  # the open album candidate: consecutive media messages
     explicit_groups = any("grouped_id" in m for m in data["messages"] if isinstance(m, dict))
     for item in data["messages"]:
         if not isinstance(item, dict) or item.get("type") != "message" or not isinstance(item.get("id"), int):
@@ -102,51 +134,74 @@ def read_export(export_dir: Path, stats: dict[str, int]) -> tuple[dict, list[Raw
             continue
         stats["messages_read"] = stats.get("messages_read", 0) + 1
         raw = RawMessage(id=item["id"], date=_iso_date(item), text=export_text(item.get("text")),
-                         photo=_photo(export_dir, item, stats))
+                         photo=_photo(export_dir, item))
+        messages.append(raw)
         if explicit_groups:
             raw.grouped_id = item.get("grouped_id")
-        elif previous is not None and _same_album(previous, item, raw):
-            prev_item, prev_raw = previous
-            prev_raw.grouped_id = prev_raw.grouped_id or prev_raw.id
-            raw.grouped_id = prev_raw.grouped_id
-        messages.append(raw)
-        previous = (item, raw)
+            continue
+        if not _has_media(item):
+            album = []
+            continue
+        if album and _joins_album(album, item, raw):
+            album.append((item, raw))
+            first = album[0][1]
+            first.grouped_id = first.grouped_id or first.id
+            raw.grouped_id = first.grouped_id
+        else:
+            album = [(item, raw)]
     return data, messages
 
 
-def _same_album(previous: tuple[dict, RawMessage], item: dict, raw: RawMessage) -> bool:
-    prev_item, prev_raw = previous
-    if raw.photo is None or prev_raw.photo is None:
+def _joins_album(album: list[tuple[dict, RawMessage]], item: dict, raw: RawMessage) -> bool:
+    """Whether a media message continues the album candidate before it (see the module docstring)."""
+    head = album[0][0]
+    if len(album) >= ALBUM_MAX_ITEMS:
         return False
-    if (item.get("date_unixtime") or item.get("date")) != (prev_item.get("date_unixtime") or prev_item.get("date")):
+    if (item.get("date_unixtime") or item.get("date")) != (head.get("date_unixtime") or head.get("date")):
         return False
-    if item.get("from_id") != prev_item.get("from_id"):
+    if item.get("from_id") != head.get("from_id") or item.get("forwarded_from") != head.get("forwarded_from"):
         return False
-    return not (raw.text.strip() and prev_raw.text.strip())
+    return not (raw.text.strip() and any(r.text.strip() for _, r in album))
 
 
-def export_channel(data: dict, export_dir: Path) -> str:
-    """The channel name used in identities and URLs: the export's ``name`` when it is a valid username."""
-    name = str(data.get("name") or "")
-    if _USERNAME.match(name):
-        return name
-    if data.get("id") is not None:
-        return f"c{data['id']}"
-    return Path(export_dir).resolve().name
+def export_channel(data: dict, export_dir: Path, channel: str | None = None) -> tuple[str, str | None]:
+    """The channel name used in identities and the prefix of its post links.
+
+    ``channel`` (a username the caller knows) wins and links as ``https://t.me/<channel>``. Else a ``username``
+    key, where an exporter writes one (Telegram Desktop does not). Else ``c<id>``, linking as
+    ``https://t.me/c/<id>`` for channels and supergroups (other chats have no post links). The chat title
+    (``name``) is never used: a Latin title is not a username.
+    """
+    chat_id = data.get("id")
+    linkable = data.get("type") in _LINKED_TYPES or data.get("type") is None
+    if channel:
+        name = channel_name(channel)
+        if chat_id is not None and name == f"c{chat_id}":
+            return name, f"https://t.me/c/{chat_id}" if linkable else None
+        return name, f"https://t.me/{name}"
+    username = str(data.get("username") or "").lstrip("@")
+    if _USERNAME.match(username):
+        return username, f"https://t.me/{username}"
+    if chat_id is not None:
+        return f"c{chat_id}", f"https://t.me/c/{chat_id}" if linkable else None
+    return Path(export_dir).resolve().name, None
 
 
 def import_export(export_dir: str | Path, raw_dir: str | Path, vocabulary: Vocabulary | None = None,
                   channel: str | None = None) -> TelegramResult:
     """Select animal posts of a Desktop export and store them like live capture does.
 
-    ``channel`` overrides the channel name (default: the export's ``name`` if it is a username, else
-    ``c<id>``). Returns every stored post of that channel; ``stats`` counts this import.
+    ``channel`` is the channel's public username where the caller knows it (identities
+    ``telegram:<channel>:<id>``, links ``https://t.me/<channel>/<id>``); without it the channel is ``c<id>``
+    (links ``https://t.me/c/<id>/<message id>``), see :func:`export_channel`. Returns every stored post of that
+    channel; ``stats`` counts this import, ``skipped`` lists the photos that could not be had.
     """
     vocab = vocabulary or Vocabulary()
     stats: dict[str, int] = {}
     export_dir = Path(export_dir)
     data, messages = read_export(export_dir, stats)
-    store = ChannelStore(Path(raw_dir), channel or export_channel(data, export_dir))
+    name, link_base = export_channel(data, export_dir, channel)
+    store = ChannelStore(Path(raw_dir), name, link_base=link_base)
     known = {r["identity_id"] for r in store.records()}
     for group in _groups(messages):
         if f"telegram:{store.channel}:{group[0].id}" in known:
