@@ -125,7 +125,13 @@ def test_cli_import_export_json(tmp_path: Path, capsys: pytest.CaptureFixture[st
     chat_id = json.loads((tmp_path / "exp" / "result.json").read_text(encoding="utf-8"))["id"]
     assert (summary["posts"], summary["photos"], summary["channels"]) == (3, 6, [f"c{chat_id}"])
     assert main(["telegram", "import-export", str(tmp_path / "nothing"), "--raw-dir", str(tmp_path / "raw")]) == 2
-    assert "no result.json" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no result.json" in err and err.startswith("petid telegram: ") and err.count("\n") == 1
+    (tmp_path / "vocab.yaml").write_text("- just a list\n")
+    code = main(["telegram", "import-export", str(tmp_path / "exp"), "--raw-dir", str(tmp_path / "raw"),
+                 "--vocabulary", str(tmp_path / "vocab.yaml")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("petid telegram: vocabulary ") and err.count("\n") == 1
 
 
 # --- Exports written by hand to Telegram Desktop's own JSON writer -------------------------------------------------

@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from telethon.errors import FloodWaitError
+from telethon.errors import AuthKeyUnregisteredError, FloodPremiumWaitError, FloodWaitError
 from telethon.tl.types import (
     Document,
     Message,
@@ -17,6 +17,7 @@ from telethon.tl.types import (
     MessageService,
     PeerChannel,
     Photo,
+    PhotoEmpty,
     WebPage,
 )
 
@@ -49,6 +50,8 @@ class FakeClient:
         self.iter_calls: list[tuple[str, int]] = []
         self.downloads: list[int] = []
         self.fail_download: set[int] = set()
+        self.premium_wait: dict[int, int] = {}  # message id -> FLOOD_PREMIUM_WAIT seconds, raised once on download
+        self.revoked_at: int | None = None  # message id at which the session stops being authorised
 
     def iter_messages(self, entity: str, *, min_id: int = 0, reverse: bool = False):
         assert reverse is True
@@ -58,13 +61,19 @@ class FakeClient:
                 continue
             if message.id in self.flood:
                 raise FloodWaitError(request=None, capture=self.flood.pop(message.id))
+            if message.id == self.revoked_at:
+                raise AuthKeyUnregisteredError(request=None)
             yield message
 
-    def download_media(self, message: Message, file=None) -> bytes:
+    def download_media(self, message: Message, file=None) -> bytes | None:
         assert file is bytes
         if message.id in self.fail_download:
             raise ConnectionError(f"download of {message.id} failed")
+        if message.id in self.premium_wait:
+            raise FloodPremiumWaitError(request=None, capture=self.premium_wait.pop(message.id))
         self.downloads.append(message.id)
+        if isinstance(getattr(message.media, "photo", None), PhotoEmpty):
+            return None  # what Telethon's download_media returns for a PhotoEmpty (no file to fetch)
         return b"\xff\xd8\xff" + f"photo-{message.id}".encode()
 
 
@@ -194,7 +203,9 @@ def test_make_client_credentials(tmp_path: Path) -> None:
     session.set_dc(2, "149.154.167.51", 443)
     session.auth_key = AuthKey(b"\x01" * 256)
     client = make_client("12345", "0123456789abcdef", session.save())
-    assert type(client).__name__ == "TelegramClient" and client.api_id == 12345
+    from telethon import TelegramClient
+
+    assert isinstance(client, TelegramClient) and client.api_id == 12345
     assert not client.is_connected()
 
 
@@ -203,3 +214,133 @@ def test_corrupt_cursor_is_named(tmp_path: Path) -> None:
     (tmp_path / CH / "cursor.json").write_text("{bad")
     with pytest.raises(Exception, match="corrupt cursor file .*cursor.json"):
         fetch_channels(FakeClient({CH: []}), [CH], tmp_path)
+
+
+def _empty_photo() -> MessageMediaPhoto:
+    return MessageMediaPhoto(photo=PhotoEmpty(id=9))
+
+
+def test_photo_empty_is_skipped_and_recorded_and_the_cursor_moves(tmp_path: Path) -> None:
+    channel = [
+        _msg(10, "Пропала кошка, ул. Коштоянца", _empty_photo()),  # the post's only photo is gone
+        _msg(11, "", _photo(), grouped_id=77),  # album: one item gone, two kept
+        _msg(12, "Найдена собака! Ищем хозяина", _empty_photo(), grouped_id=77),
+        _msg(13, "", _photo(), grouped_id=77),
+        _msg(14, "Пропал кот", _photo()),
+    ]
+    client = FakeClient({CH: channel})
+    result = fetch_channels(client, [CH], tmp_path)
+    assert read_cursor(tmp_path, CH) == 14  # not pinned at message 10
+    posts = {r["first_message_id"]: r for r in result.posts.to_pylist()}
+    assert sorted(posts) == [11, 14] and posts[11]["message_ids"] == [11, 12, 13] and posts[11]["n_photos"] == 2
+    s = result.stats
+    assert (s["photos_unavailable"], s["photos_skipped"], s["selected_photos_unavailable"]) == (2, 2, 1)
+    assert [(e["message_id"], e["reason"]) for e in result.skipped] == [(10, "unavailable"), (12, "unavailable")]
+    assert "PhotoEmpty" in result.skipped[0]["detail"]
+    assert 10 not in client.downloads  # nothing to download for a PhotoEmpty
+    skipped_file = tmp_path / CH / "skipped.jsonl"
+    assert len(skipped_file.read_text(encoding="utf-8").splitlines()) == 2
+
+
+def test_download_returning_nothing_is_skipped(tmp_path: Path) -> None:
+    class NoBytes(FakeClient):
+        def download_media(self, message, file=None):
+            return None if message.id == 10 else super().download_media(message, file)
+
+    client = NoBytes({CH: [_msg(10, "Пропала кошка", _photo()), _msg(11, "Пропал кот", _photo())]})
+    result = fetch_channels(client, [CH], tmp_path)
+    assert read_cursor(tmp_path, CH) == 11 and result.posts["first_message_id"].to_pylist() == [11]
+    assert result.skipped[0]["detail"] == "photo download returned no bytes"
+
+
+def test_flood_premium_wait_is_slept_and_resumed(tmp_path: Path) -> None:
+    client = FakeClient({CH: _channel()})
+    client.premium_wait = {12: 5}  # FLOOD_PREMIUM_WAIT_5 while downloading the album's second photo
+    slept: list[float] = []
+    result = fetch_channels(client, [CH], tmp_path, sleep=slept.append, flood_wait_cap_s=60)
+    assert slept == [5] and result.stats["flood_waits"] == 1 and result.stats["flood_wait_s"] == 5
+    assert result.posts.num_rows == 3 and read_cursor(tmp_path, CH) == 19
+
+
+def test_flood_premium_wait_over_cap_stops_cleanly(tmp_path: Path) -> None:
+    client = FakeClient({CH: _channel()})
+    client.premium_wait = {16: 7200}
+    result = fetch_channels(client, [CH], tmp_path, sleep=lambda s: pytest.fail("must not sleep 2h"),
+                            flood_wait_cap_s=60)
+    assert result.stats["flood_stopped"] == 1 and result.stats["flood_stop_wait_s"] == 7200
+    assert read_cursor(tmp_path, CH) == 15
+
+
+def test_session_revoked_mid_run_names_the_session(tmp_path: Path) -> None:
+    client = FakeClient({CH: _channel()})
+    client.revoked_at = 14
+    with pytest.raises(TelegramCredentialsError, match="PETID_TELEGRAM_SESSION"):
+        fetch_channels(client, [CH], tmp_path)
+    assert read_cursor(tmp_path, CH) == 10  # what was handled stays handled (album 11-13 was still open)
+
+
+def _valid_session() -> str:
+    from telethon.crypto import AuthKey
+    from telethon.sessions import StringSession
+
+    session = StringSession()
+    session.set_dc(2, "149.154.167.51", 443)
+    session.auth_key = AuthKey(b"\x01" * 256)
+    return session.save()
+
+
+def test_unauthorised_session_never_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_stdin(*args, **kwargs):
+        raise AssertionError("petid must never prompt on stdin")
+
+    monkeypatch.setattr("builtins.input", no_stdin)
+    monkeypatch.setattr("getpass.getpass", no_stdin)
+    calls: list[str] = []
+    for enter in ("with", "start"):
+        client = make_client(12345, "0123456789abcdef", _valid_session())
+
+        async def connect() -> None:
+            calls.append("connect")
+
+        async def is_user_authorized() -> bool:
+            calls.append("is_user_authorized")
+            return False
+
+        async def disconnect() -> None:
+            calls.append("disconnect")
+
+        client.connect, client.is_user_authorized, client.disconnect = connect, is_user_authorized, disconnect
+        with pytest.raises(TelegramCredentialsError, match="PETID_TELEGRAM_SESSION") as err:
+            if enter == "with":
+                with client:
+                    pytest.fail("the block must not run with an unauthorised session")
+            else:
+                client.start()
+        assert "0123456789abcdef" not in str(err.value)
+    assert calls == ["connect", "is_user_authorized", "disconnect"] * 2
+
+
+def test_authorised_session_enters_without_login() -> None:
+    client = make_client(12345, "0123456789abcdef", _valid_session())
+    calls: list[str] = []
+
+    async def connect() -> None:
+        calls.append("connect")
+
+    async def is_user_authorized() -> bool:
+        return True
+
+    async def disconnect() -> None:
+        calls.append("disconnect")
+
+    client.connect, client.is_user_authorized, client.disconnect = connect, is_user_authorized, disconnect
+    with client as entered:
+        assert entered is client
+    assert calls == ["connect", "disconnect"]
+
+
+@pytest.mark.parametrize("bad", ["1AAAA", "1" + "A" * 352, "1abc", "2" + "A" * 352])
+def test_malformed_session_string_is_a_credentials_error(bad: str) -> None:
+    with pytest.raises(TelegramCredentialsError, match="PETID_TELEGRAM_SESSION is not a valid") as err:
+        make_client(12345, "0123456789abcdef", bad)
+    assert bad not in str(err.value)

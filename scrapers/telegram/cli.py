@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 
@@ -17,16 +16,20 @@ def _import_export(args: argparse.Namespace) -> int:
     raw_dir = Path(args.raw_dir) if args.raw_dir else Layout(petid_home()).raw / "telegram"
     try:
         vocabulary = Vocabulary.from_yaml(args.vocabulary) if args.vocabulary else None
-        result = import_export(Path(args.dir), raw_dir, vocabulary=vocabulary, channel=args.channel)
-    except (TelegramError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except ValueError as exc:  # petid.cli prints UserErrors as one line, exit 2
+        raise TelegramError(f"vocabulary {args.vocabulary}: {exc}") from exc
+    result = import_export(Path(args.dir), raw_dir, vocabulary=vocabulary, channel=args.channel)
     summary = {"raw_dir": str(raw_dir), "posts": result.posts.num_rows, "photos": result.catalogue.num_rows,
-               "channels": sorted(set(result.posts["channel"].to_pylist())), **result.stats}
+               "channels": sorted(set(result.posts["channel"].to_pylist())), **result.stats,
+               "skipped": result.skipped}
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
     else:
         for key, value in summary.items():
+            if key == "skipped":
+                for entry in value:
+                    print(f"{'skipped photo':>24}: message {entry['message_id']}: {entry['reason']} ({entry['detail']})")
+                continue
             print(f"{key:>24}: {value}")
     return 0
 

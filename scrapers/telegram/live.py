@@ -8,20 +8,30 @@ Async/sync boundary: petid drives Telethon through its *sync* interface (``make_
 Per channel the cursor (``raw_dir/<channel>/cursor.json``, the last message id fully handled) moves only after the
 post's photos and record are written, and never past an album that might continue: a trailing album is left for
 the next run when the per-run message cap stopped the read, or when it is younger than ``album_grace_s`` (its
-remaining items may not be posted yet). ``FloodWaitError`` is honoured by sleeping ``e.seconds`` and resuming
-from petid.errors import UserError
-from the cursor; a wait above ``flood_wait_cap_s`` stops the run cleanly (state saved, next run continues).
+remaining items may not be posted yet). A photo Telegram cannot give (``PhotoEmpty``, or a download that returns
+nothing) is skipped and recorded with its reason (see ``scrapers.telegram.normalize``), so it never pins the
+cursor. ``FloodWaitError`` and ``FloodPremiumWaitError`` (telethon.errors; both carry ``.seconds``) are honoured
+by sleeping ``e.seconds`` and resuming from the cursor; a wait above ``flood_wait_cap_s`` stops the run cleanly
+(state saved, next run continues).
+
+Sessions: the client ``make_client`` returns never prompts. Entering it (``with client:``) or ``client.start()``
+connects and checks ``is_user_authorized()``; an expired or revoked session raises TelegramCredentialsError
+naming ``PETID_TELEGRAM_SESSION`` instead of asking for a phone number on stdin inside a run. A session string
+that does not decode raises the same error.
 """
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
 import json
+import struct
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from petid.errors import UserError
 from petid.paths import atomic_write_bytes
 from scrapers.telegram.keywords import Vocabulary
 from scrapers.telegram.normalize import (
@@ -43,10 +53,17 @@ class TelegramCredentialsError(UserError, RuntimeError):
     """API id, API hash or session string missing or malformed (values are never included in the message)."""
 
 
+_SESSION_EXPIRED = (
+    f"the Telegram session in {ENV_SESSION} is not authorised (expired, revoked or logged out): create a new "
+    "StringSession with one interactive login outside petid and set it in the environment"
+)
+
+
 def make_client(api_id: int | str | None, api_hash: str | None, session_string: str | None) -> Any:
     """A Telethon ``TelegramClient(StringSession(session_string), api_id, api_hash)`` using the sync interface.
 
-    The caller connects it (``client.connect()`` / ``with client:``). Missing values raise
+    The caller connects it with ``with client:`` (or ``client.start()``), which never prompts: it connects and
+    raises TelegramCredentialsError when the session is not authorised. Missing or malformed values raise
     TelegramCredentialsError naming which ones, never their content.
     """
     missing = [name for name, value in ((ENV_API_ID, api_id), (ENV_API_HASH, api_hash),
@@ -60,22 +77,54 @@ def make_client(api_id: int | str | None, api_hash: str | None, session_string: 
     except (TypeError, ValueError):
         raise TelegramCredentialsError(f"{ENV_API_ID} must be an integer") from None
     import telethon.sync  # noqa: F401  (patches the client so its coroutines run synchronously)
-    from telethon import TelegramClient
     from telethon.sessions import StringSession
 
     try:
         session = StringSession(session_string)
-    except ValueError:
-        raise TelegramCredentialsError(f"{ENV_SESSION} is not a valid Telethon StringSession") from None
-    return TelegramClient(session, api_id_int, api_hash)
+    except (ValueError, binascii.Error, struct.error, TypeError, IndexError):  # bad version, base64, length, ip
+        raise TelegramCredentialsError(
+            f"{ENV_SESSION} is not a valid Telethon StringSession (it does not decode; copy the whole string "
+            "that StringSession.save() printed)") from None
+    return _client_class()(session, api_id_int, api_hash)
+
+
+def _client_class() -> type:
+    """``TelegramClient`` whose ``with`` block and ``start()`` connect without ever prompting on stdin."""
+    from telethon import TelegramClient
+
+    class NonInteractiveClient(TelegramClient):  # type: ignore[misc, valid-type]
+        async def _petid_start(self) -> Any:
+            await self.connect()
+            if not await self.is_user_authorized():
+                await self.disconnect()
+                raise TelegramCredentialsError(_SESSION_EXPIRED)
+            return self
+
+        async def __aenter__(self) -> Any:  # TelegramClient's would call the interactive start()
+            return await self._petid_start()
+
+        def start(self, *args: Any, **kwargs: Any) -> Any:  # same contract as Telethon's: sync unless in a loop
+            coro = self._petid_start()
+            return coro if self.loop.is_running() else self.loop.run_until_complete(coro)
+
+    return NonInteractiveClient
 
 
 def _flood_wait_types() -> tuple[type[BaseException], ...]:
+    """telethon.errors' waits that carry ``.seconds``: FLOOD_WAIT_X and FLOOD_PREMIUM_WAIT_X (downloads)."""
     try:
-        from telethon.errors import FloodWaitError
+        from telethon.errors import FloodPremiumWaitError, FloodWaitError
     except ImportError:  # pragma: no cover - telethon is a dependency
         return ()
-    return (FloodWaitError,)
+    return (FloodWaitError, FloodPremiumWaitError)
+
+
+def _unauthorised_types() -> tuple[type[BaseException], ...]:
+    try:
+        from telethon.errors import UnauthorizedError
+    except ImportError:  # pragma: no cover
+        return ()
+    return (UnauthorizedError,)
 
 
 class _FloodStop(Exception):
@@ -90,6 +139,8 @@ def telethon_photo(client: Any, message: Any) -> PhotoRef | None:
     """
     media = getattr(message, "media", None)
     kind = type(media).__name__
+    if kind == "MessageMediaPhoto" and type(getattr(media, "photo", None)).__name__ == "PhotoEmpty":
+        return PhotoRef(ext=".jpg", missing="unavailable", detail="PhotoEmpty: Telegram holds no file for this photo")
     if kind == "MessageMediaPhoto" and getattr(media, "photo", None) is not None:
         ext = ".jpg"
     elif kind == "MessageMediaDocument" and getattr(media, "document", None) is not None:
@@ -188,18 +239,22 @@ def fetch_channels(client: Any, channels: Sequence[str], raw_dir: str | Path, vo
                    album_grace_s: float = 600, sleep: Callable[[float], None] = time.sleep) -> TelegramResult:
     """Read new messages of each channel since its cursor; store selected posts; return all stored posts.
 
-    ``stats`` counts this run (``messages_read``, ``posts_selected``, ``photos_saved``, ``excluded_*``,
-    ``albums_deferred``, ``flood_waits``, ``flood_wait_s``, ``flood_stopped``, ``channels_done``...).
+    ``stats`` counts this run (``messages_read``, ``posts_selected``, ``photos_saved``, ``photos_skipped``,
+    ``photos_unavailable``, ``excluded_*``, ``albums_deferred``, ``flood_waits``, ``flood_wait_s``,
+    ``flood_stopped``, ``channels_done``...); ``skipped`` lists the photos that could not be had.
     """
     vocab = vocabulary or Vocabulary()
     raw_dir = Path(raw_dir)
     stores = [ChannelStore(raw_dir, channel) for channel in channels]
     total: dict[str, int] = {"channels_done": 0, "flood_stopped": 0}
+    unauthorised = _unauthorised_types()
     for store in stores:
         stats: dict[str, int] = {}
         try:
             _fetch_channel(client, store, raw_dir, vocab, max_messages_per_channel, flood_wait_cap_s,
                            album_grace_s, sleep, stats)
+        except unauthorised as exc:  # type: ignore[misc]  (session revoked mid-run; cursors are saved)
+            raise TelegramCredentialsError(f"{_SESSION_EXPIRED} ({type(exc).__name__})") from None
         except _FloodStop as stop:
             stats["flood_stopped"] = 1
             stats["flood_stop_wait_s"] = stop.seconds
