@@ -22,6 +22,14 @@ class DatasetLayoutError(UserError, ValueError):
     """A local copy does not have the on-disk layout its importer expects."""
 
 
+class DatasetSpecError(UserError, ValueError):
+    """A ``FORMAT:PATH`` argument is malformed or names an unknown format."""
+
+
+class DatasetNotFoundError(DatasetLayoutError, FileNotFoundError):
+    """The PATH of a ``FORMAT:PATH`` argument does not exist."""
+
+
 def is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_EXTS and not path.name.startswith(".")
 
@@ -53,7 +61,18 @@ class Imported:
     source: str
     rows: list[dict[str, Any]] = field(default_factory=list)
     identities: set[str] = field(default_factory=set)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # photos left out on purpose: path, reason, detail
     _counts: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def skip(self, path: Path | str, reason: str, detail: str = "") -> None:
+        """Record a photo (or metadata file) the importer leaves out on purpose, with why."""
+        self.skipped.append({"path": os.path.abspath(path), "reason": reason, "detail": detail})
+
+    def skipped_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for entry in self.skipped:
+            counts[entry["reason"]] = counts.get(entry["reason"], 0) + 1
+        return dict(sorted(counts.items()))
 
     def add(self, local_id: str, paths: Iterable[Path], species: str | None = None, **extra: Any) -> str:
         """Declare identity ``<source>:<local_id>`` with its photos (positions follow ``paths`` order)."""

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    """Errors are ``UserError``s: ``petid.cli`` prints them as one line and exits 2."""
     from petid.stats import photos_per_identity
-    from scrapers.datasets import CatalogueValidationError, DatasetLayoutError, load_catalogue
+    from scrapers.datasets import import_dataset, validate_imported
 
-    try:
-        table = load_catalogue(args.spec)
-    except (ValueError, FileNotFoundError, DatasetLayoutError, CatalogueValidationError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    imported = import_dataset(args.spec)
+    table = validate_imported(imported, args.spec)
     summary = {"spec": args.spec, **photos_per_identity(table["identity_id"].to_pylist())}
     summary["species"] = dict(sorted(_count(table["species"].to_pylist()).items()))
+    summary["skipped"] = imported.skipped_counts()
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
     else:

@@ -1,6 +1,7 @@
 """PetFace (Shinoda & Shiohara, ECCV 2024; 257,484 animals of 13 families; research use only).
 
-Layout implemented (the official repository's README, ``mapooon/PetFace``)::
+Layout implemented (the official repository github.com/mapooon/PetFace: README.md "Dataset directory",
+``src/dataset.py`` ``Train`` reading ``filename``/``label`` and joining ``filename`` to the image folder)::
 
     ROOT/images/<family>/<animal id>/<nn>.png          e.g. images/cat/000000/00.png
     ROOT/split/<family>/train.csv                      filename,label   (filename relative to images/)
@@ -9,10 +10,16 @@ Layout implemented (the official repository's README, ``mapooon/PetFace``)::
     ROOT/split/<family>/val.txt, test.txt              one filename per line
     ROOT/annotations/<family>.csv                      (breed, sex, colour; not read)
 
-``petface:ROOT`` imports every image under ``images/``; ``petface:ROOT/split/<family>/<file>`` imports only the
-images one split file lists. The identity is always the animal folder (``petface:<family>/<animal id>``), never
-the split's integer ``label`` (which is re-numbered per split); a CSV whose label disagrees with the folders is
-reported. Species: ``cat``, ``dog`` (family ``dog``/``dogs``), else ``other``.
+Some copies are extracted without the ``images`` level (``ROOT/<family>/<animal id>/<nn>.png`` beside ``split/``
+and ``annotations/``); both layouts are read. The repository's own evaluation scripts take the image folder as a
+separate argument (``src/reidentification.py -b``, default ``data/PetFace/images``) and join it with the split
+files' ``filename`` column, so either folder works as long as it holds the family folders.
+
+``petface:ROOT`` imports every image under ``images/`` (or ``ROOT``'s family folders);
+``petface:ROOT/split/<family>/<file>`` imports only the images one split file lists. The identity is always the
+animal folder (``petface:<family>/<animal id>``), never the split's integer ``label`` (which is re-numbered per
+split); a CSV whose label disagrees with the folders is reported. Species: ``cat``, ``dog`` (family
+``dog``/``dogs``), else ``other``.
 """
 
 from __future__ import annotations
@@ -25,16 +32,35 @@ from scrapers.datasets._common import DatasetLayoutError, Imported, list_images,
 
 SOURCE = "petface"
 _SPECIES = {"cat": "cat", "cats": "cat", "dog": "dog", "dogs": "dog"}
+_NOT_FAMILIES = frozenset({"split", "annotations", "images", "keypoints"})  # folders beside the family folders
 
 
 def family_species(family: str) -> str:
     return _SPECIES.get(family.lower(), "other")
 
 
+def _families(images: Path) -> list[Path]:
+    return sorted(p for p in images.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and p.name.lower() not in _NOT_FAMILIES)
+
+
+def _images_dir(root: Path) -> Path | None:
+    """The folder holding the family folders: ``ROOT/images``, or ``ROOT`` itself when extracted without it."""
+    if (root / "images").is_dir():
+        return root / "images"
+    if any(any(child.is_dir() for child in family.iterdir()) for family in _families(root)):
+        return root
+    return None
+
+
 def _images_root(split_file: Path) -> Path:
-    """``ROOT/split/<family>/file`` → ``ROOT/images``."""
+    """``ROOT/split/<family>/file`` → ``ROOT/images`` (or ``ROOT``, for a copy without the images level)."""
     root = split_file.absolute().parents[2]
-    return require_dir(root / "images", f"{SOURCE} (images folder beside split/)")
+    images = _images_dir(root)
+    if images is None:
+        raise DatasetLayoutError(f"{SOURCE}: no images/ folder and no <family>/<animal id>/ folders in {root} "
+                                 f"(beside the split/ folder of {split_file.name})")
+    return images
 
 
 def _split_filenames(split_file: Path) -> list[tuple[str, str | None]]:
@@ -80,10 +106,12 @@ def load(path: Path) -> Imported:
     path = Path(path)
     if path.is_file():
         return _load_split(path)
-    images = require_dir(path / "images" if (path / "images").is_dir() else path, SOURCE)
-    families = sorted(p for p in images.iterdir() if p.is_dir())
+    require_dir(path, SOURCE)
+    images = _images_dir(path)
+    families = _families(images) if images is not None else []
     if not families:
-        raise DatasetLayoutError(f"{SOURCE}: no family folders in {images} (expected images/<family>/<id>/*.png)")
+        raise DatasetLayoutError(f"{SOURCE}: no family folders in {path} (expected images/<family>/<id>/*.png "
+                                 "or <family>/<id>/*.png beside split/)")
     imported = Imported(SOURCE)
     for family in families:
         for animal in sorted(p for p in family.iterdir() if p.is_dir()):
