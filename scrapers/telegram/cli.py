@@ -28,7 +28,8 @@ def _import_export(args: argparse.Namespace) -> int:
         for key, value in summary.items():
             if key == "skipped":
                 for entry in value:
-                    print(f"{'skipped photo':>24}: message {entry['message_id']}: {entry['reason']} ({entry['detail']})")
+                    detail = f"message {entry['message_id']}: {entry['reason']} ({entry['detail']})"
+                    print(f"{'skipped photo':>24}: {detail}")
                 continue
             print(f"{key:>24}: {value}")
     return 0
