@@ -147,6 +147,7 @@ def _desktop_export(root: Path, messages: list[dict], name: str = "Poteryashki S
                     chat_type: str = "public_channel") -> Path:
     (root / "photos").mkdir(parents=True, exist_ok=True)
     (root / "video_files").mkdir(parents=True, exist_ok=True)
+    (root / "stickers").mkdir(parents=True, exist_ok=True)
     full = []
     for m in messages:
         m = {"type": "message", "date": "2025-03-01T12:00:00", "date_unixtime": "1740830400", "from": name,
@@ -180,6 +181,16 @@ def test_album_with_a_video_inside_stays_one_post(tmp_path: Path) -> None:
     rows = [r for r in result.catalogue.to_pylist() if r["identity_id"].endswith(":1")]
     assert [r["photo_url"].rsplit("/", 1)[1] for r in rows] == ["1", "3"]
     assert result.stats.get("not_animal", 0) == 0
+
+
+def test_a_sticker_is_never_an_album_item(tmp_path: Path) -> None:
+    exp = _desktop_export(tmp_path / "exp", [
+        {"id": 1, "photo": "photos/photo_1.jpg", "text": "Пропала собака"},
+        {"id": 2, "file": "stickers/sticker.webp", "media_type": "sticker", "sticker_emoji": "😿"},
+        {"id": 3, "photo": "photos/photo_3.jpg"},
+    ])
+    result = import_export(exp, tmp_path / "raw")
+    assert [p["message_ids"] for p in result.posts.to_pylist()] == [[1]]
 
 
 def test_album_is_at_most_ten_items(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ count as photos; a placeholder or a path whose file is absent is a skipped photo
 Link previews are not exported as media and never count.
 
 Albums: the writer keeps no ``grouped_id``. Telegram stamps every item of an album with one date, so an album is
-read back as consecutive media messages (any media: photo, video, document, placeholder) with the same
+read back as consecutive media messages (photo, video, document, audio; written or a placeholder) with the same
 ``date_unixtime``, the same ``from_id`` and ``forwarded_from``, at most ten items (Telegram's album limit) and at
 most one captioned item. A video inside an album belongs to the album's post but is not one of its photos. A
 ``grouped_id`` key, where another exporter writes one, wins. Re-importing an export is idempotent: posts already
@@ -52,6 +52,7 @@ ALBUM_MAX_ITEMS = 10  # Telegram's limit on items in one album (messages.sendMul
 # export_output_json.cpp pushPath(): SkipReason -> the text written instead of the file's path
 _PLACEHOLDERS = (("(File not included", "not_exported"), ("(File exceeds maximum size", "too_large"),
                  ("(File unavailable", "unavailable"))
+_NOT_ALBUM_MEDIA = frozenset({"sticker", "animation", "voice_message", "video_message"})
 _LINKED_TYPES = frozenset({"public_channel", "private_channel", "public_supergroup", "private_supergroup"})
 
 
@@ -88,7 +89,12 @@ def _placeholder(value: str) -> str | None:
 
 
 def _has_media(message: dict) -> bool:
-    """A message carrying a media file of any kind (what an album item is), written or not."""
+    """A message carrying a media file that can be an album item (photo, video, document, audio), written or not.
+
+    Stickers, GIFs, voice and round video messages are never part of an album.
+    """
+    if message.get("media_type") in _NOT_ALBUM_MEDIA:
+        return False
     return bool(message.get("photo") or message.get("file"))
 
 
