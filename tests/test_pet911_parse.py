@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 from petid.cli import main
 from scrapers.pet911.catalog import (CatalogError, feed_url, page_number, page_url, parse_catalog,
                                      parse_feed_spec)
-from scrapers.pet911.parse import LISTING_KEYS, NotAListingError, parse_listing
+from scrapers.pet911.parse import LISTING_KEYS, NotAListingError, city_from_slug, is_valid_listing_id, parse_listing
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pet911"
 
@@ -161,3 +162,102 @@ def test_page_urls_and_feeds() -> None:
     assert parse_feed_spec("all", "https://pet911.ru") == "https://pet911.ru/catalog"
     with pytest.raises(ValueError, match="unknown word"):
         parse_feed_spec("lost-hamster", "https://pet911.ru")
+
+
+# -- bad input: malformed fields become null, nothing raises but NotAListingError --------------------------------
+
+CARD_2025 = (FIXTURES / "card_print_2025.html").read_bytes()
+
+
+def test_malformed_initmap_coordinates_become_null() -> None:
+    record = parse_listing(CARD_2025.replace(b"lat: 55.78874000", b"lat: 55.7.7"))
+    assert record["lat"] is None and record["lng"] == 49.12214 and record["listing_id"] == "rf901234"
+    out_of_range = parse_listing(CARD_2025.replace(b"lng: 49.12214000", b"lng: 4912214"))
+    assert out_of_range["lat"] == 55.78874 and out_of_range["lng"] is None
+
+
+def test_json_ld_of_unexpected_types_is_ignored() -> None:
+    integer_id = parse_listing(CARD_2025.replace(b'"@id": "rf901234"', b'"@id": 901234'))
+    assert integer_id["listing_id"] == "rf901234"  # from the "Номер объявления" row, the int @id is no number
+    odd = CARD_2025.replace(b'"term": {"@id": "rf901234", "@type": "Pet"}', b'"term": "rf901234"')
+    odd = odd.replace(b'"animalType":', b'"animalType": 7, "x":').replace(b'"properties": [', b'"properties": [1, ')
+    assert parse_listing(odd)["species"] == "cat"  # breadcrumbs still say so
+    no_info = CARD_2025.replace("Номер объявления".encode(), "Что-то ещё".encode())
+    only_int_id = no_info.replace(b'"@id": "rf901234"', b'"@id": 901234')
+    assert parse_listing(only_int_id, "https://pet911.ru/kazan/found/cat/rf901234")["listing_id"] == "rf901234"
+    malformed_urls = no_info.replace(b"https://pet911.ru/kazan/found/cat/rf901234", b"http://[broken")
+    with pytest.raises(NotAListingError, match="no valid pet911 listing number"):
+        parse_listing(malformed_urls.replace(b'"@id": "rf901234"', b'"@id": 901234'))
+
+
+def test_2020_json_with_unexpected_types_nulls_the_fields() -> None:
+    pet = {"art": "rl433516", "type": [1], "animal": {"x": 1}, "sex": None, "petBreed": "Сиамская",
+           "photos": ["a.jpg", {"url": 5}, {"url": "/uploads/ok.jpg"}, {"url": "http://[bad"}], "location": "Томск",
+           "address": 17, "latitude": "55.7.7", "longitude": {"v": 1}, "description": ["a", "b"],
+           "created_at": "yesterday", "date": 10 ** 20, "status": {"open": True}}
+    record = parse_listing(json.dumps({"pet": pet}).encode())
+    assert tuple(record) == LISTING_KEYS
+    assert record["listing_id"] == "rl433516" and record["kind"] == "lost"  # from the listing number
+    assert record["photo_urls"] == ["https://pet911.ru/uploads/ok.jpg"]
+    for key in ("species", "breed", "sex", "city", "address", "lat", "lng", "description", "date_added",
+                "date_event"):
+        assert record[key] is None, key
+    with pytest.raises(NotAListingError, match="no valid listing number"):
+        parse_listing(json.dumps({"pet": {"art": 433516}}).encode())
+    with pytest.raises(NotAListingError):
+        parse_listing(json.dumps({"art": ["rl1"]}).encode())
+
+
+def test_catalog_json_and_html_with_unexpected_types() -> None:
+    data = {"pets": [5, {"art": 7}, {"art": "rl1\n"}, {"art": "rl2", "photos": "x.jpg"},
+                     {"art": "rl3", "photos": [{"thumb": 9}]}, {"art": "rl4", "photos": [{"thumb": "/t.jpg"}]}],
+            "total": "²"}
+    page = parse_catalog(json.dumps(data).encode())
+    assert [c.listing_id for c in page.cards] == ["rl2", "rl3", "rl4"] and page.total is None
+    assert page.cards[2].thumbnail == "https://pet911.ru/t.jpg" and page.cards[1].thumbnail is None
+    html = (FIXTURES / "catalog_query_pages.html").read_bytes().replace(b'href="', b'href="http://[bad', 1)
+    parse_catalog(html, "https://pet911.ru/catalog")  # an unparsable link drops its card, not the page
+
+
+def test_one_invalid_byte_costs_one_character_not_the_page() -> None:
+    broken = CARD_2025.replace("Казань".encode(), "Каз".encode() + b"\xff" + "нь".encode(), 1)
+    record = parse_listing(broken)
+    reference = parse_listing(CARD_2025)
+    assert record["title"] == reference["title"] and record["description"] == reference["description"]
+    assert record["breed"] == reference["breed"] and record["address"] == reference["address"]
+    undeclared = broken.replace(b'<meta charset="UTF-8">', b"")
+    assert parse_listing(undeclared)["title"] == reference["title"]  # mostly valid UTF-8: stays UTF-8
+
+
+def test_declared_charset_header_or_meta_is_kept() -> None:
+    reference = parse_listing(CARD_2025)
+    text = CARD_2025.decode("utf-8")
+    cp1251 = text.replace('<meta charset="UTF-8">', "").encode("cp1251")
+    header = parse_listing(cp1251, charset="windows-1251")
+    assert header["title"] == reference["title"] and header["city"] == "Казань"
+    meta = text.replace('<meta charset="UTF-8">',
+                        '<meta http-equiv="Content-Type" content="text/html; charset=windows-1251">').encode("cp1251")
+    assert parse_listing(meta)["title"] == reference["title"]
+    assert parse_listing(cp1251)["title"] == reference["title"]  # undeclared legacy page: cp1251 guessed
+    assert parse_listing(CARD_2025, charset="no-such-codec")["title"] == reference["title"]
+
+
+def test_listing_ids_reject_a_trailing_newline_and_non_strings() -> None:
+    assert is_valid_listing_id("rl518787") and is_valid_listing_id("rf1")
+    for bad in ("rl518787\n", "rl518787\r\n", " rl518787", "rl", "rl١٢٣", 518787, None, ["rl1"], "rx1"):
+        assert not is_valid_listing_id(bad), bad
+    with pytest.raises(NotAListingError, match="no valid listing number"):
+        parse_listing(json.dumps({"pet": {"art": "rl433516\n"}}).encode())
+
+
+@pytest.mark.parametrize("slug, city", [
+    ("Ростовская-область", "Ростовская область"), ("Нижний-Новгород", "Нижний Новгород"),
+    ("Ростов-на-Дону", "Ростов-на-Дону"), ("Санкт-Петербург", "Санкт-Петербург"),
+    ("Москва", "Москва"), ("Краснодарский-край", "Краснодарский край"),
+])
+def test_city_from_a_url_slug(slug: str, city: str) -> None:
+    assert city_from_slug(slug) == city
+    page = ('<html><body><div class="card"><div class="card-info"><div class="card-info__title">Номер объявления'
+            '</div><div class="card-info__value">rl100</div></div></div></body></html>').encode()
+    record = parse_listing(page, f"https://pet911.ru/{quote(slug)}/пропала/кошка/rl100")
+    assert record["city"] == city and record["kind"] == "lost" and record["species"] == "cat"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
@@ -14,6 +15,7 @@ from scrapers.pet911.parse import (
     _HTML_PARSER,
     DEFAULT_BASE,
     _decode,
+    _join,
     _text,
     is_valid_listing_id,
     iso_date,
@@ -27,6 +29,10 @@ _PAGE_PATH_RE = re.compile(r"/page-(\d+)/?$")
 
 class CatalogError(UserError, ValueError):
     """The page is not a pet911 catalog page."""
+
+
+class FeedError(UserError, ValueError):
+    """A configured feed spec is invalid; the message says what is accepted."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ def page_number(url: str) -> int:
     if match := _PAGE_PATH_RE.search(parts.path):
         return int(match.group(1))
     for key, value in parse_qsl(parts.query):
-        if key == "page" and value.isdigit():
+        if key == "page" and value.isdecimal():
             return int(value)
     return 1
 
@@ -106,6 +112,8 @@ def parse_feed_spec(spec: str, base_url: str) -> str:
     """A configured feed → URL. ``all``, ``lost``, ``found``, ``lost-cat``, ``found-dog`` …, optionally with a region
     ``@lat,lng[,radius_km]`` or ``@lat1,lng1,lat2,lng2`` (bbox); anything starting with ``/`` or ``http`` is used
     as is (relative to ``base_url``)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise FeedError(f"feed {spec!r}: empty (use all|lost|found[-cat|-dog|-other][@lat,lng,r] or a /path)")
     spec = spec.strip()
     if spec.startswith(("/", "http://", "https://")):
         return urljoin(base_url.rstrip("/") + "/", spec)
@@ -117,10 +125,13 @@ def parse_feed_spec(spec: str, base_url: str) -> str:
         elif word in SPECIES_CODES:
             species = word
         elif word != "all":
-            raise ValueError(f"feed {spec!r}: unknown word {word!r} (use all|lost|found[-cat|-dog|-other][@lat,lng,r])")
-    numbers = [float(x) for x in region.split(",")] if region else []
-    if len(numbers) not in (0, 2, 3, 4):
-        raise ValueError(f"feed {spec!r}: region needs lat,lng[,radius] or a 4-number bbox")
+            raise FeedError(f"feed {spec!r}: unknown word {word!r} (use all|lost|found[-cat|-dog|-other][@lat,lng,r])")
+    try:
+        numbers = [float(x) for x in region.split(",")] if region else []
+    except ValueError:
+        numbers = [math.nan]
+    if len(numbers) not in (0, 2, 3, 4) or not all(math.isfinite(x) for x in numbers):
+        raise FeedError(f"feed {spec!r}: region needs numbers lat,lng[,radius] or a 4-number bbox")
     if len(numbers) == 4:
         return feed_url(base_url, species, kind, bbox=tuple(numbers))  # type: ignore[arg-type]
     lat, lng, radius = (numbers + [None, None, None])[:3]
@@ -132,9 +143,10 @@ def _int(text: str) -> int | None:
     return int(digits) if digits else None
 
 
-def parse_catalog(html: str | bytes, url: str | None = None) -> CatalogPage:
-    """Parse a catalog page (2022/2024 markup, or the 2020 ``petCards`` JSON) into cards, total and last page."""
-    text = _decode(html)
+def parse_catalog(html: str | bytes, url: str | None = None, charset: str | None = None) -> CatalogPage:
+    """Parse a catalog page (2022/2024 markup, or the 2020 ``petCards`` JSON) into cards, total and last page.
+    ``charset``: the HTTP header's, if known. Cards that cannot be read are skipped."""
+    text = _decode(html, charset)
     base = url or DEFAULT_BASE
     if text.lstrip()[:1] in ("{", "["):
         return _parse_catalog_json(text, base)
@@ -151,7 +163,10 @@ def parse_catalog(html: str | bytes, url: str | None = None) -> CatalogPage:
         hrefs = item.xpath(f".//a[{tok('catalog-item__title')} or {tok('catalog-item__thumb')}]/@href")
         if not hrefs:
             continue
-        card_url = normalize_url(urljoin(base, hrefs[0].strip()))
+        joined = _join(base, hrefs[0])
+        if joined is None:
+            continue
+        card_url = normalize_url(joined)
         listing_id = urlsplit(card_url).path.rstrip("/").rsplit("/", 1)[-1]
         if not is_valid_listing_id(listing_id):
             continue
@@ -160,7 +175,7 @@ def parse_catalog(html: str | bytes, url: str | None = None) -> CatalogPage:
         page.cards.append(CatalogCard(
             listing_id=listing_id, url=card_url, is_top="is-top" in classes, is_found="is-found" in classes,
             date=iso_date(_text(dates[0])) if dates else None,
-            thumbnail=urljoin(base, thumbs[0]) if thumbs else None))
+            thumbnail=_join(base, thumbs[0]) if thumbs else None))
     for xpath in (f"//*[{tok('pagination__info')}]", f"//*[{tok('total_find_ads')}]"):
         for node in doc.xpath(xpath):
             numbers = re.findall(r"\d[\d\s\u00a0]*\d|\d", _text(node))
@@ -169,10 +184,11 @@ def parse_catalog(html: str | bytes, url: str | None = None) -> CatalogPage:
                 break
         if page.total is not None:
             break
-    numbers = [page_number(urljoin(base, h)) for h in doc.xpath(f"//*[{tok('pagination')}]//a/@href")]
+    numbers = [page_number(link) for h in doc.xpath(f"//*[{tok('pagination')}]//a/@href")
+               if (link := _join(base, h)) is not None]
     active = doc.xpath(f"//*[{tok('pagination')}]//*[{tok('pagination__active')}]")
     for node in active:
-        if (value := _text(node).strip()).isdigit():
+        if (value := _text(node).strip()).isdecimal():
             page.page = int(value)
     current = page.page or (page_number(url) if url else 1)
     page.last_page = max([*numbers, current]) if (numbers or page.cards) else None
@@ -188,12 +204,12 @@ def _parse_catalog_json(text: str, base: str) -> CatalogPage:
         raise CatalogError("JSON without a 'pets' list")
     cards = []
     for pet in data["pets"]:
-        art = str(pet.get("art") or "")
+        art = pet.get("art") if isinstance(pet, dict) else None
         if is_valid_listing_id(art):
-            photos = pet.get("photos") or []
+            photos = pet.get("photos")
+            first = photos[0] if isinstance(photos, list) and photos and isinstance(photos[0], dict) else {}
             cards.append(CatalogCard(
                 listing_id=art, url=urljoin(base, f"/{art}"), is_top=str(pet.get("is_premium")) == "1",
-                is_found=str(pet.get("status")) not in ("1", "None"), date=None,
-                thumbnail=urljoin(base, photos[0]["thumb"]) if photos and photos[0].get("thumb") else None))
-    total = int(data["total"]) if str(data.get("total", "")).isdigit() else None
+                is_found=str(pet.get("status")) not in ("1", "None"), date=None, thumbnail=_join(base, first.get("thumb"))))
+    total = int(data["total"]) if str(data.get("total", "")).isdecimal() else None
     return CatalogPage(cards=cards, total=total, last_page=None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
@@ -18,7 +19,7 @@ from petid.errors import UserError
 
 LISTING_KEYS = ("listing_id", "kind", "species", "breed", "sex", "date_added", "date_event", "city", "address",
                 "lat", "lng", "title", "description", "photo_urls", "closed")
-LISTING_ID_RE = re.compile(r"^r[lf][0-9]{1,10}$")
+LISTING_ID_RE = re.compile(r"\Ar[lf][0-9]{1,10}\Z")  # \Z: no trailing newline
 DEFAULT_BASE = "https://pet911.ru/"
 _MSK = dt.timezone(dt.timedelta(hours=3))
 
@@ -42,18 +43,93 @@ _INITMAP_RE = re.compile(r"initMap\(\s*['\"][^'\"]*['\"]\s*,\s*\{\s*lat:\s*(-?[0
 _STUB_RE = re.compile(r"/img/no-photo/|\.svg(\?|$)", re.I)
 
 
-def is_valid_listing_id(listing_id: str | None) -> bool:
-    """True for ids like ``rl518787``/``rf494610`` (safe to use in file names and identity ids)."""
-    return bool(listing_id) and bool(LISTING_ID_RE.match(listing_id))
+def is_valid_listing_id(listing_id: object) -> bool:
+    """True for ids like ``rl518787``/``rf494610`` (safe to use in file names and identity ids); False for
+    anything else, non-strings and ids with a trailing newline included."""
+    return isinstance(listing_id, str) and LISTING_ID_RE.fullmatch(listing_id) is not None
 
 
-def _decode(data: str | bytes) -> str:
+_META_CHARSET_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+
+
+def declared_charset(data: bytes, header_charset: str | None = None) -> str | None:
+    """The page's charset: the HTTP header's if it names a known codec, else the first ``<meta charset>`` /
+    ``<meta http-equiv content="…; charset=…">`` in the first 4 KB; None when neither declares a known one."""
+    import codecs
+
+    candidates = [header_charset] if header_charset else []
+    if match := _META_CHARSET_RE.search(data[:4096]):
+        candidates.append(match.group(1).decode("ascii"))
+    for name in candidates:
+        try:
+            return codecs.lookup(name.strip().lower()).name
+        except (LookupError, ValueError):
+            continue
+    return None
+
+
+def _decode(data: str | bytes, charset: str | None = None) -> str:
+    """Text of a page: a BOM wins, then the declared charset (HTTP header, then meta), decoded with
+    replacement so one bad byte costs one character. Undeclared pages are UTF-8 unless most of their non-ASCII
+    bytes are invalid UTF-8 (a legacy cp1251 page)."""
     if isinstance(data, str):
         return data.lstrip("\ufeff")
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="replace")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", errors="replace")
+    declared = declared_charset(data, charset)
+    if declared is not None:
+        return data.decode(declared, errors="replace").lstrip("\ufeff")
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
+        pass
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd") - data.count(b"\xef\xbf\xbd")
+    non_ascii = sum(1 for byte in data if byte >= 0x80)
+    if bad * 4 > non_ascii:
         return data.decode("cp1251", errors="replace")
+    return text
+
+
+def _str(value: Any) -> str | None:
+    """A JSON value that should be a string: the string, or None for anything else."""
+    return value if isinstance(value, str) else None
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _join(base: str, href: Any) -> str | None:
+    """``urljoin`` that yields None for non-strings and URLs urllib cannot parse (e.g. ``http://[bad``)."""
+    if not isinstance(href, str) or not href.strip():
+        return None
+    try:
+        full = urljoin(base, href.strip())
+        urlsplit(full).port  # noqa: B018 - raises ValueError for a malformed host/port
+    except ValueError:
+        return None
+    return full
+
+
+_ADJECTIVE_END = ("ий", "ый", "ой", "ая", "яя", "ое", "ее", "ые", "ие")
+_REGION_WORDS = frozenset({"область", "обл", "край", "район", "округ", "республика", "автономный", "автономная"})
+
+
+def city_from_slug(slug: str) -> str:
+    """A Cyrillic URL slug back to a place name: a hyphen after an adjective or before a region word is a space
+    (``Ростовская-область`` → ``Ростовская область``, ``Нижний-Новгород`` → ``Нижний Новгород``); other hyphens
+    are the name's own (``Ростов-на-Дону``, ``Санкт-Петербург``, ``Каменск-Уральский``)."""
+    words = [w for w in slug.strip().split("-")]
+    if not all(words):
+        return " ".join(w for w in words if w)
+    out = words[0]
+    for prev, word in zip(words, words[1:]):
+        space = prev.lower().endswith(_ADJECTIVE_END) or word.lower() in _REGION_WORDS
+        out += (" " if space else "-") + word
+    return out
 
 
 def iso_date(text: str | None) -> str | None:
@@ -68,14 +144,24 @@ def iso_date(text: str | None) -> str | None:
         return None
 
 
-def _clean(text: str | None) -> str | None:
-    text = " ".join((text or "").split())
+def _clean(text: Any) -> str | None:
+    if not isinstance(text, str):
+        return None
+    text = " ".join(text.split())
     return text or None
 
 
 def url_parts(url: str) -> list[str]:
     """Lower-cased, percent-decoded path segments of a URL."""
-    return [unquote(part).lower() for part in urlsplit(url).path.split("/") if part]
+    return [unquote(part).lower() for part in url_parts_raw(url)]
+
+
+def url_parts_raw(url: str) -> list[str]:
+    """Non-empty path segments of a URL as written (not decoded); [] for a URL urllib cannot split."""
+    try:
+        return [part for part in urlsplit(url).path.split("/") if part]
+    except ValueError:
+        return []
 
 
 def kind_species_from_url(url: str | None) -> tuple[str | None, str | None]:
@@ -169,13 +255,14 @@ def _parse_html(text: str, url: str | None) -> dict[str, Any]:
     ld_id = None
     for item in _json_ld(doc):
         if item.get("@type") == "Animal":
-            ld_id = (item.get("term") or {}).get("@id")
-            for prop in item.get("properties") or []:
+            ld_id = _str(_dict(item.get("term")).get("@id"))  # an integer @id is no listing number
+            properties = item.get("properties")
+            for prop in properties if isinstance(properties, list) else []:
                 if isinstance(prop, dict) and isinstance(prop.get("term"), dict):
                     animal.update(prop["term"])
 
-    urls = [u for u in [url, *doc.xpath("//meta[@property='og:url']/@content"),
-                        *doc.xpath("//link[@rel='canonical']/@href")] if u]
+    urls = [str(u) for u in [url, *doc.xpath("//meta[@property='og:url']/@content"),
+                             *doc.xpath("//link[@rel='canonical']/@href")] if u]
     listing_id = value_text.get("номер объявления") or ld_id
     if not listing_id:
         for candidate in urls:
@@ -188,7 +275,7 @@ def _parse_html(text: str, url: str | None) -> dict[str, Any]:
 
     # Species / kind: JSON-LD, breadcrumbs, URLs, then the listing number.
     kind = species = None
-    atype = (animal.get("animalType") or "").strip().lower()
+    atype = (_str(animal.get("animalType")) or "").strip().lower()
     if atype:
         species = _SPECIES_WORDS.get(atype, "other")
     crumbs = idx.get("breadcrumbs__item", [])
@@ -207,9 +294,9 @@ def _parse_html(text: str, url: str | None) -> dict[str, Any]:
         city = _clean(_text(crumbs[1]))
     if city is None:
         for candidate in urls:
-            parts = [unquote(p) for p in urlsplit(candidate).path.split("/") if p]
+            parts = [unquote(p) for p in url_parts_raw(candidate)]
             if len(parts) >= 4 and re.search("[а-яё]", parts[0], re.I):
-                city = parts[0]
+                city = _clean(city_from_slug(parts[0]))
                 break
     address = None
     for token in ("card-map__address", "card-address__info"):
@@ -220,8 +307,8 @@ def _parse_html(text: str, url: str | None) -> dict[str, Any]:
         city = address.rsplit(",", 1)[-1].strip() or None
 
     lat = lng = None
-    if match := _INITMAP_RE.search(text):
-        lat, lng = float(match.group(1)), float(match.group(2))
+    if match := _INITMAP_RE.search(text):  # a malformed number (``55.7.7``) or one out of range becomes null
+        lat, lng = _coordinate(match.group(1), 90.0), _coordinate(match.group(2), 180.0)
 
     title = None
     for holder in idx.get("card__title", ()):
@@ -231,7 +318,7 @@ def _parse_html(text: str, url: str | None) -> dict[str, Any]:
             break
     if title is None:
         h1s = doc.xpath("//h1")
-        title = _clean(_text(h1s[0])) if h1s else _clean(animal.get("name"))
+        title = _clean(_text(h1s[0])) if h1s else _clean(_str(animal.get("name")))
 
     description = None
     if descr := idx.get("card__descr"):
@@ -248,13 +335,13 @@ def _parse_html(text: str, url: str | None) -> dict[str, Any]:
                  for img in slide.iter("img")]
     photos: list[str] = []
     for href in hrefs:
-        full = urljoin(base, href.strip())
-        if href.strip() and not _STUB_RE.search(full) and full not in photos:
+        full = _join(base, href)
+        if full and not _STUB_RE.search(full) and full not in photos:
             photos.append(full)
 
     sex_text = (value_text.get("пол питомца") or "").lower()
     sex = "male" if sex_text.startswith("муж") else "female" if sex_text.startswith("жен") else None
-    breed = value_text.get("порода питомца") or _clean(animal.get("breed"))
+    breed = value_text.get("порода питомца") or _clean(_str(animal.get("breed")))
     return {
         "listing_id": listing_id,
         "kind": kind,
@@ -277,54 +364,79 @@ def _parse_html(text: str, url: str | None) -> dict[str, Any]:
 def _msk_date(timestamp: Any) -> str | None:
     try:
         return dt.datetime.fromtimestamp(int(timestamp), _MSK).date().isoformat()
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError, OSError):
         return None
 
 
 def _float(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
+    if isinstance(value, bool):
         return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _coordinate(value: Any, limit: float) -> float | None:
+    number = _float(value)
+    return number if number is not None and -limit <= number <= limit else None
 
 
 def parse_pet_json(pet: dict, url: str | None = None) -> dict[str, Any]:
-    """One pet of the 2020 JSON API (``petCard.json``'s ``pet``, or an item of ``petCards.json``'s ``pets``)."""
-    listing_id = str(pet.get("art") or "")
+    """One pet of the 2020 JSON API (``petCard.json``'s ``pet``, or an item of ``petCards.json``'s ``pets``).
+
+    A field of an unexpected type becomes null (or is skipped, for photos); only a missing/invalid listing
+    number rejects the pet."""
+    if not isinstance(pet, dict):
+        raise NotAListingError(f"JSON pet is a {type(pet).__name__}, not an object")
+    art = pet.get("art")
+    listing_id = art if isinstance(art, str) else ""
     if not is_valid_listing_id(listing_id):
-        raise NotAListingError(f"JSON pet has no valid listing number (art={pet.get('art')!r})")
-    breed = (pet.get("petBreed") or {}).get("name")
+        raise NotAListingError(f"JSON pet has no valid listing number (art={art!r})")
+    breed = _clean(_str(_dict(pet.get("petBreed")).get("name")))
     base = url or DEFAULT_BASE
     photos: list[str] = []
-    for photo in pet.get("photos") or []:
-        if photo.get("url") and (full := urljoin(base, photo["url"])) not in photos:
+    raw_photos = pet.get("photos")
+    for photo in raw_photos if isinstance(raw_photos, list) else []:
+        full = _join(base, _dict(photo).get("url"))
+        if full and full not in photos:
             photos.append(full)
-    description = pet.get("description")
+    description = _str(pet.get("description"))
+
+    def code(key: str) -> str | None:
+        value = pet.get(key)
+        return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+    animal = code("animal")
     return {
         "listing_id": listing_id,
-        "kind": {"1": "lost", "2": "found"}.get(str(pet.get("type")), {"rl": "lost", "rf": "found"}[listing_id[:2]]),
-        "species": {"1": "dog", "2": "cat"}.get(str(pet.get("animal")), "other" if pet.get("animal") else None),
+        "kind": {"1": "lost", "2": "found"}.get(code("type") or "", {"rl": "lost", "rf": "found"}[listing_id[:2]]),
+        "species": {"1": "dog", "2": "cat"}.get(animal or "", "other" if animal not in (None, "", "0") else None),
         "breed": None if not breed or breed == "Неизвестно" else breed,
-        "sex": {"2": "male", "3": "female"}.get(str(pet.get("sex"))),
+        "sex": {"2": "male", "3": "female"}.get(code("sex") or ""),
         "date_added": _msk_date(pet.get("created_at")),
         "date_event": _msk_date(pet.get("date")),
-        "city": _clean((pet.get("location") or {}).get("name")),
+        "city": _clean(_dict(pet.get("location")).get("name")),
         "address": _clean(pet.get("address")),
-        "lat": _float(pet.get("latitude")),
-        "lng": _float(pet.get("longitude")),
+        "lat": _coordinate(pet.get("latitude"), 90.0),
+        "lng": _coordinate(pet.get("longitude"), 180.0),
         "title": None,
-        "description": "\n".join(l.strip() for l in description.splitlines() if l.strip()) if description else None,
+        "description": "\n".join(l.strip() for l in description.splitlines() if l.strip()) or None
+        if description else None,
         "photo_urls": photos,
-        "closed": str(pet.get("status")) not in ("1", "None"),
+        "closed": code("status") not in ("1", None),
     }
 
 
-def parse_listing(html: str | bytes, url: str | None = None) -> dict[str, Any]:
+def parse_listing(html: str | bytes, url: str | None = None, charset: str | None = None) -> dict[str, Any]:
     """Parse one saved pet911 detail page into a dict with exactly ``LISTING_KEYS``.
 
-    Raises ``NotAListingError`` (one-line reason) for anything that is not a single pet911 listing.
+    ``charset`` is the HTTP header's, if known (else the page's meta charset is used). Raises
+    ``NotAListingError`` (one-line reason) for anything that is not a single pet911 listing; a malformed field
+    becomes null rather than failing the page.
     """
-    text = _decode(html)
+    text = _decode(html, charset)
     head = text[:64].lstrip()
     if head.startswith(("{", "[")):
         try:
