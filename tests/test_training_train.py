@@ -89,7 +89,9 @@ def test_registry_versions_reuse_and_force(synthetic: pd.DataFrame, tmp_path: Pa
 
     registry = ModelRegistry(root)
     assert registry.aliases()["latest"] == forced.version_id
-    assert set(registry.versions()) == {first.version_id, changed.version_id, fewer.version_id, forced.version_id}
+    assert set(registry.versions()) == {first.version_id, changed.version_id, fewer.version_id, forced.version_id,
+                                        first.baseline_id}
+    assert first.baseline_id.startswith("frozen-") and registry.aliases()["production"] in (forced.version_id, first.baseline_id)
     assert registry.promote(first.version_id) == first.version_id
     assert registry.resolve("production") == first.path and registry.resolve(str(first.path)) == first.path
     with pytest.raises(ModelNotFoundError, match="nope"):
@@ -131,17 +133,17 @@ def test_resume_after_interruption(synthetic: pd.DataFrame, tmp_path: Path) -> N
     with pytest.raises(KeyboardInterrupt):
         train_model(synthetic, config, tmp_path, log=interrupt)
     registry = ModelRegistry(tmp_path)
-    assert registry.versions() == []
+    assert [v for v in registry.versions() if not v.startswith("frozen-")] == []  # only the frozen baseline
     checkpoints = list((tmp_path / ".work").glob("*/last.pt"))
     assert len(checkpoints) == 1
     saved = torch.load(checkpoints[0], weights_only=True)  # plain tensors and numbers: no pickled objects
-    assert saved["step"] == 3 and saved["epoch"] == 0 and saved["history"] == []
+    assert saved["step"] == 3 and saved["epoch"] == 0 and [row["epoch"] for row in saved["history"]] == [0]
 
     messages: list[str] = []
     result = train_model(synthetic, config, tmp_path, log=messages.append)
     assert any(m.startswith("resuming") and "step 3" in m for m in messages)
     assert result.metrics["resumed_from_step"] == 3 and result.metrics["steps"] == 6
-    assert [row["epoch"] for row in result.metrics["history"]] == [1, 2]
+    assert [row["epoch"] for row in result.metrics["history"]] == [0, 1, 2]
     assert not checkpoints[0].exists()  # scratch removed once registered
 
 

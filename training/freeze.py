@@ -69,12 +69,13 @@ def freeze_backbone(backbone: nn.Module, unfreeze_blocks: int) -> list[str]:
     return trainable
 
 
-def set_frozen_batchnorm_eval(module: nn.Module) -> None:
-    """Keep BatchNorm layers whose parameters are all frozen in eval mode, so their running stats stay fixed."""
+def set_batchnorm_eval(module: nn.Module, only_frozen: bool = True) -> None:
+    """Put BatchNorm layers in eval mode so their running statistics stay fixed: those whose parameters are all
+    frozen (``only_frozen``), or every one (small batches of few animals make poor batch statistics)."""
     from torch import nn
 
     for child in module.modules():
         if isinstance(child, nn.modules.batchnorm._BatchNorm):
             params = list(child.parameters(recurse=False))
-            if params and not any(p.requires_grad for p in params):
+            if not only_frozen or (params and not any(p.requires_grad for p in params)):
                 child.eval()

@@ -22,7 +22,7 @@ import pandas as pd
 
 from petid.errors import UserError
 
-CODE_VERSION = "training-1"  # bump when a code change alters what a given manifest + config trains into
+CODE_VERSION = "training-2"  # bump when a code change alters what a given manifest + config trains into
 ALIASES_FILE = "aliases.json"
 WORK_DIR = ".work"  # resumable checkpoints, keyed by version id
 REQUIRED_FILES = ("weights.safetensors", "config.json", "label_map.json", "metrics.json")
@@ -132,15 +132,25 @@ class ModelRegistry:
 
     # -- aliases ----------------------------------------------------------------------------------------------
     def aliases(self) -> dict[str, str]:
+        """``aliases.json`` as a dict; a corrupt file raises ModelNotFoundError saying how to repair it."""
         path = self.root / ALIASES_FILE
-        return json.loads(path.read_text()) if path.is_file() else {}
+        if not path.is_file():
+            return {}
+        try:
+            aliases = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelNotFoundError(f"{path} is not valid JSON ({exc}); fix or delete it, then "
+                                     "`petid model-promote VERSION` to recreate the aliases") from exc
+        if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
+            raise ModelNotFoundError(f"{path} must map alias names to version ids; fix or delete it")
+        return aliases
 
     def set_alias(self, name: str, version: str) -> None:
         """Point alias ``name`` (``latest``, ``production``, ...) at a registered version (atomic rewrite)."""
         from petid.paths import atomic_write_bytes
 
         version = self.resolve(version).name
-        if not name or name in self.versions():
+        if not name or self.exists(name):
             raise ValueError(f"invalid alias name {name!r}")
         aliases = {**self.aliases(), name: version}
         atomic_write_bytes(self.root / ALIASES_FILE, json.dumps(aliases, indent=2, sort_keys=True).encode())
@@ -155,8 +165,12 @@ class ModelRegistry:
         """Directory of the version ``ref`` names: an alias, a version id, or a path to a version directory."""
         ref_str = str(ref)
         aliases = self.aliases()
-        if ref_str in aliases:
-            return self.resolve(aliases[ref_str])
+        seen = [ref_str]
+        while ref_str in aliases:  # an alias may name another alias; a cycle is an error, not a recursion
+            ref_str = aliases[ref_str]
+            if ref_str in seen:
+                raise ModelNotFoundError(f"alias cycle in {self.root / ALIASES_FILE}: {' -> '.join(seen + [ref_str])}")
+            seen.append(ref_str)
         if self.exists(ref_str) and "/" not in ref_str:
             return self.root / ref_str
         path = Path(ref_str)

@@ -36,10 +36,20 @@ class TrainingDataError(UserError, ValueError):
 
 @dataclass
 class TrainResult:
+    """The trained (or reused) version, the frozen baseline's version, and which of them the gate put in
+    ``production``, with the gate's record (``training.gate``)."""
+
     version_id: str
     path: Path
     reused: bool
     metrics: dict[str, Any] = field(default_factory=dict)
+    baseline_id: str | None = None
+    production_id: str | None = None
+    gate: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def promoted(self) -> bool:
+        return bool(self.gate.get("promoted"))
 
 
 def hashed_config(config: TrainConfig) -> dict[str, Any]:
@@ -67,187 +77,325 @@ def check_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return used
 
 
+def fit_batch_to_identities(used: pd.DataFrame, config: TrainConfig, log: Callable[[str], Any]) -> TrainConfig:
+    """``config`` with P lowered to the usable training identities (logged), checked before any model is built.
+    Fewer than 2 usable identities is a TrainingDataError saying what to add."""
+    counts = used.loc[used["split"] == "train", "identity_id"].astype(str).value_counts()
+    usable = int((counts >= config.k).sum()) if config.small_identities == "exclude" else len(counts)
+    if usable < 2:
+        raise TrainingDataError(
+            f"{usable} training identities with at least k={config.k} photos ({len(counts)} in all): need 2 or more; "
+            "add photos or identities, or set small_identities: replace")
+    if usable < config.p:
+        log(f"warning: {usable} usable training identities < p={config.p}: training with p={usable}")
+        config = dataclasses.replace(config, p=usable)
+    return config
+
+
 def train_model(frame: pd.DataFrame, config: TrainConfig, registry_root: str | Path, force: bool = False,
                 log: Callable[[str], Any] = print) -> TrainResult:
     """Train (or reuse) the model version for ``frame`` (columns ``path``, ``identity_id``, ``split`` in
-    train/val; other splits ignored) and ``config``; returns ``TrainResult(version_id, path, reused, metrics)``.
+    train/val, optional ``phash``; other splits ignored) and ``config``, then gate it against the frozen backbone
+    (``training.gate``): ``latest`` names the trained version, ``production`` the winner of the two.
 
     ``force=True`` trains again under ``<version>-r<n>``. An interrupted run resumes from its checkpoint when
     called again with the same inputs. Under torchrun every rank must call this with the same arguments.
     """
     from training.ddp import barrier, broadcast_object, dist_info
+    from training.gate import apply_gate, frozen_version_id, read_gate, register_frozen
 
     used = check_frame(frame)
+    config = fit_batch_to_identities(used, config, log)
     registry = ModelRegistry(registry_root)
+    info = dist_info()
+    baseline_id = register_frozen(config, registry) if info.is_main else frozen_version_id(config)
     data_hash = manifest_hash(used)
     base_id = version_id(data_hash, hashed_config(config))
-    info = dist_info()
-    if registry.exists(base_id) and not force:
-        registry.set_alias("latest", base_id) if info.is_main else None
-        log(f"model version {base_id} already registered: reusing it (force=True retrains)")
-        return TrainResult(base_id, registry.path(base_id), True, registry.metrics(base_id))
+    gate = read_gate(registry, base_id) if registry.exists(base_id) else None
+    if gate is not None and not force:
+        production = apply_gate(registry, base_id, gate) if info.is_main else None
+        log(f"model version {base_id} already registered: reusing it (force=True retrains); production = {production}")
+        return TrainResult(base_id, registry.path(base_id), True, registry.metrics(base_id), baseline_id,
+                           str(production), gate)
     vid = base_id
     if registry.exists(base_id) or (force and registry.path(base_id).exists()):
         vid = str(broadcast_object(info, registry.next_forced_id(base_id) if info.is_main else None))
-    metrics = _run_training(used, config, registry, vid, data_hash, info, log)
+    trainer = Trainer(used, config, registry, vid, data_hash, baseline_id, info, log)
+    metrics, gate = trainer.run()
+    production = apply_gate(registry, vid, gate) if info.is_main else None
+    log(f"gate: {gate['reason']}; production = {production}")
     barrier(info)
-    return TrainResult(vid, registry.path(vid), False, metrics)
+    return TrainResult(vid, registry.path(vid), False, metrics, baseline_id, str(production), gate)
 
 
-def _run_training(used: pd.DataFrame, config: TrainConfig, registry: ModelRegistry, vid: str, data_hash: str,
-                  info: Any, log: Callable[[str], Any]) -> dict[str, Any]:
-    import numpy as np
-    import torch
-    from torch.utils.data import DataLoader
+class Trainer:
+    """One training run: ``setup`` → ``init_head`` → (``train_epoch`` → ``validate`` → ``checkpoint``)* →
+    ``register``. Epoch 0 is the model before any optimiser step (its head initialised), so fine-tuning can only
+    be chosen when it helped; the frozen backbone is validated beside it for the gate."""
 
-    from training.data import ImageDataset, decode_all
-    from training.ddp import init_distributed
-    from training.losses import recipe_loss
-    from training.model import build_model
-    from training.samplers import BalancedIdentitySampler
-    from training.transforms import (
-        cache_size,
-        data_config,
-        eval_transform,
-        train_transform,
-    )
+    def __init__(self, used: pd.DataFrame, config: TrainConfig, registry: ModelRegistry, vid: str, data_hash: str,
+                 baseline_id: str, info: Any, log: Callable[[str], Any]) -> None:
+        self.config, self.registry, self.vid, self.data_hash, self.baseline_id = config, registry, vid, data_hash, baseline_id
+        self.info, self.log = info, log
+        self.train = used[used["split"] == "train"].reset_index(drop=True)
+        self.val = used[used["split"] == "val"].reset_index(drop=True)
+        self.identities = sorted(self.train["identity_id"].astype(str).unique())
+        self.label_map = {identity: i for i, identity in enumerate(self.identities)}
+        self.state: dict[str, Any] = {"step": 0, "epoch": 0, "history": [], "best": None, "best_state": None,
+                                      "bad_epochs": 0, "baseline_val": None}
 
-    started = time.perf_counter()
-    torch.manual_seed(config.seed)
-    use_cuda = torch.cuda.is_available()
-    device = torch.device(f"cuda:{info.local_rank}" if use_cuda else "cpu")
-    init_distributed(info, use_cuda)
+    # -- set-up ----------------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        import torch
 
-    train = used[used["split"] == "train"].reset_index(drop=True)
-    val = used[used["split"] == "val"].reset_index(drop=True)
-    identities = sorted(train["identity_id"].astype(str).unique())
-    label_map = {identity: i for i, identity in enumerate(identities)}
-    train_labels = [label_map[i] for i in train["identity_id"].astype(str)]
-    val_codes = {identity: i for i, identity in enumerate(sorted(val["identity_id"].astype(str).unique()))}
-    val_labels = [val_codes[i] for i in val["identity_id"].astype(str)]
+        from training.data import ImageDataset, decode_all
+        from training.ddp import init_distributed
+        from training.losses import build_loss
+        from training.model import build_model
+        from training.samplers import BalancedIdentitySampler
+        from training.transforms import cache_size, data_config, eval_transform, train_transform
 
-    model = build_model(config).to(device)
-    dcfg = data_config(model.backbone, config.image_size)
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)  # bench/train_throughput.py measures both formats
-    cache_train = cache_val = None
-    if config.cache_images:
-        side = cache_size(dcfg)
-        cache_train = decode_all(list(train["path"]), side)
-        cache_val = decode_all(list(val["path"]), side) if len(val) else None
-    sampler = BalancedIdentitySampler(train_labels, config.p, config.k, config.seed, config.small_identities,
-                                      rank=info.rank, world_size=info.world_size)
-    if sampler.excluded:
-        log(f"{len(sampler.excluded)} identities with fewer than k={config.k} photos excluded from training")
-    train_set = ImageDataset(list(train["path"]), train_labels, train_transform(dcfg), cache_train)
-    val_set = ImageDataset(list(val["path"]), val_labels, eval_transform(dcfg), cache_val)
-    steps_per_epoch = len(sampler)
-    total_steps = config.epochs * steps_per_epoch
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-    if steps_per_epoch == 0:
-        raise TrainingDataError(f"no full P×K batch per rank: {len(sampler.groups)} identities, p={config.p}")
+        config, info = self.config, self.info
+        torch.manual_seed(config.seed)
+        self.use_cuda = torch.cuda.is_available()
+        self.device = torch.device(f"cuda:{info.local_rank}" if self.use_cuda else "cpu")
+        init_distributed(info, self.use_cuda)
+        self.model = build_model(config).to(self.device)
+        self.dcfg = data_config(self.model.backbone, config.image_size)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.model = self.model.to(memory_format=self.memory_format)  # bench/train_throughput.py measures both
+        cache_train = cache_val = None
+        if config.cache_images:
+            side = cache_size(self.dcfg)
+            cache_train = decode_all(list(self.train["path"]), side)
+            cache_val = decode_all(list(self.val["path"]), side) if len(self.val) else None
+        train_labels = [self.label_map[i] for i in self.train["identity_id"].astype(str)]
+        self.sampler = BalancedIdentitySampler(train_labels, config.p, config.k, config.seed, config.small_identities,
+                                               rank=info.rank, world_size=info.world_size)
+        if self.sampler.excluded:
+            self.log(f"{len(self.sampler.excluded)} identities with fewer than k={config.k} photos excluded from training")
+        self.train_set = ImageDataset(list(self.train["path"]), train_labels, train_transform(self.dcfg, config.augment),
+                                      cache_train)
+        self.train_eval_set = ImageDataset(list(self.train["path"]), train_labels, eval_transform(self.dcfg), cache_train)
+        self.val_set = ImageDataset(list(self.val["path"]), [0] * len(self.val), eval_transform(self.dcfg), cache_val)
+        self.steps_per_epoch = len(self.sampler)
+        self.total_steps = config.epochs * self.steps_per_epoch
+        if config.max_steps is not None:
+            self.total_steps = min(self.total_steps, config.max_steps)
+        self.loss_fn = build_loss(config, self.model.head.out_features, len(self.identities)).to(self.device)
+        self.ddp_model = self.model
+        if info.enabled:
+            from torch.nn.parallel import DistributedDataParallel
 
-    ddp_model = model
-    if info.enabled:
-        from torch.nn.parallel import DistributedDataParallel
+            self.ddp_model = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.use_cuda else None)
+        head = [p for p in self.model.head.parameters()] + [p for p in self.loss_fn.parameters()]
+        backbone = [p for p in self.model.backbone.parameters() if p.requires_grad]
+        groups = [{"params": head, "lr": config.lr}]
+        if backbone and config.backbone_lr_scale > 0:
+            groups.append({"params": backbone, "lr": config.lr * config.backbone_lr_scale})
+        self.optimizer = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+        self.checkpoint_path = self.registry.work_dir(self.vid) / "last.pt"
 
-        ddp_model = DistributedDataParallel(model, device_ids=[device.index] if use_cuda else None)
-    loss_fn = recipe_loss(config.margin, config.epsilon, config.mining, config.loss_weights)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    # -- epoch 0 ---------------------------------------------------------------------------------------------
+    def init_head(self) -> None:
+        """``head_init``: keep the random projection, or start from PCA / supervised whitening of the frozen
+        training features (with their mirror images), computed in closed form."""
+        if self.config.head_init == "random":
+            return
+        from training.whitening import fit_projection
 
-    work = registry.work_dir(vid)
-    state = {"step": 0, "epoch": 0, "history": [], "best": None, "best_state": None, "bad_epochs": 0}
-    checkpoint_path = work / "last.pt"
-    if checkpoint_path.is_file():
-        state = _load_checkpoint(checkpoint_path, model, optimizer)
-        log(f"resuming {vid} from step {state['step']} (epoch {state['epoch'] + 1})")
-    resumed_from = state["step"]
+        features = self._embed(self.train_eval_set, features=True)
+        labels = self.train_eval_set.labels
+        weight, bias = fit_projection(features, labels, self.model.head.out_features, self.config.head_init,
+                                      self.config.whiten_shrinkage, self.config.seed)
+        import torch
 
-    def save_checkpoint() -> None:
-        if info.is_main:
-            _save_checkpoint(checkpoint_path, model, optimizer, state)
+        with torch.no_grad():
+            self.model.head.weight.copy_(torch.from_numpy(weight))
+            self.model.head.bias.copy_(torch.from_numpy(bias))
+        self.log(f"projection head initialised by {self.config.head_init} of {len(features)} frozen training features")
 
-    every = max(1, min(config.checkpoint_every, steps_per_epoch))
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16_autocast)
-    log(f"training {vid}: {len(train)} photos / {len(identities)} identities, {steps_per_epoch} steps per epoch, "
-        f"{total_steps} steps, device {device}, world size {info.world_size}")
-    stopped_early = False
-    images_seen, train_seconds = 0, 0.0
-    batches = _Skip(sampler, 0)
-    loader = DataLoader(train_set, batch_sampler=batches, num_workers=config.num_workers,
-                        persistent_workers=config.num_workers > 0, pin_memory=use_cuda,
-                        prefetch_factor=4 if config.num_workers else None)  # workers outlive epochs
-    while state["step"] < total_steps and not stopped_early:
+    def _embed(self, dataset: Any, features: bool = False) -> Any:
+        from training.embedder import Embedder
+
+        module = _Features(self.model) if features else self.model
+        embedder = Embedder(module, self.dcfg, self.vid, tta_flip=self.config.tta_flip or features)
+        return embedder.embed_dataset(dataset, num_workers=min(self.config.num_workers, 2))
+
+    def validate(self, frozen: bool = False) -> dict[str, Any]:
+        """The headline metrics on the validation identities (the report's protocol); ``frozen`` measures the
+        frozen backbone instead of the model. Empty without validation identities."""
+        if len(self.val) == 0 or self.val["identity_id"].nunique() < 2:
+            return {}
+        from evaluation.evaluate import score_embeddings
+
+        embeddings = self._embed(self.val_set, features=False) if not frozen else self._frozen_val_embeddings()
+        return score_embeddings(self.val, embeddings, seed=self.config.seed)
+
+    def _frozen_val_embeddings(self) -> Any:
+        from training.embedder import Embedder
+        from training.embedder import load_model
+
+        model, dcfg, config = load_model(self.registry.path(self.baseline_id))
+        return Embedder(model, dcfg, self.baseline_id, config.tta_flip).embed_dataset(self.val_set)
+
+    # -- the loop --------------------------------------------------------------------------------------------
+    def train_epoch(self, loader: Any, batches: Any) -> list[float]:
+        import numpy as np
+        import torch
+
+        state, config = self.state, self.config
         epoch = state["epoch"]
-        sampler.set_epoch(epoch)
-        batches.skip = state["step"] - epoch * steps_per_epoch  # resuming mid-epoch
-        ddp_model.train()
+        self.sampler.set_epoch(epoch)
+        batches.skip = state["step"] - epoch * self.steps_per_epoch  # resuming mid-epoch
+        self.ddp_model.train()
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.bf16_autocast)
+        every = max(1, min(config.checkpoint_every, self.steps_per_epoch))
         losses: list[float] = []
-        tick = time.perf_counter()
         for images, labels in loader:
-            images = images.to(device, non_blocking=True).to(memory_format=memory_format)
-            labels = labels.to(device)
+            images = images.to(self.device, non_blocking=True).to(memory_format=self.memory_format)
+            labels = labels.to(self.device)
             with autocast:
-                embeddings = ddp_model(images)
-            loss = loss_fn(embeddings.float(), labels)
-            optimizer.zero_grad(set_to_none=True)
+                embeddings = self.ddp_model(images)
+            loss = self.loss_fn(embeddings.float(), labels)
+            self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            self.optimizer.step()
             state["step"] += 1
-            images_seen += len(labels)
+            self.images_seen += len(labels)
             losses.append(float(loss.detach()))
-            if state["step"] % every == 0 and state["step"] < (epoch + 1) * steps_per_epoch:
-                save_checkpoint()
-                log(f"step {state['step']}/{total_steps} loss {np.mean(losses[-every:]):.4f} (checkpoint saved)")
-            if state["step"] >= total_steps:
+            if state["step"] % every == 0 and state["step"] < (epoch + 1) * self.steps_per_epoch:
+                self.checkpoint()
+                self.log(f"step {state['step']}/{self.total_steps} loss {np.mean(losses[-every:]):.4f} (checkpoint saved)")
+            if state["step"] >= self.total_steps:
                 break
-        train_seconds += time.perf_counter() - tick
-        row: dict[str, Any] = {"epoch": epoch + 1, "step": state["step"],
-                               "train_loss": float(np.mean(losses)) if losses else None, **dict(loss_fn.last_parts)}
-        if len(val_set):
-            row.update(_validate(model, val_set, device, memory_format, config.num_workers))
+        return losses
+
+    def record(self, row: dict[str, Any]) -> bool:
+        """Add an epoch's row to the history, keep the best weights; True when patience ran out."""
+        state = self.state
         state["history"].append(row)
         if _is_better(row, state["best"]):
             state["best"] = row
-            state["best_state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            state["best_state"] = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
             state["bad_epochs"] = 0
-        else:
+        elif row["epoch"] > 0:
             state["bad_epochs"] += 1
-        patience = config.early_stopping_patience
-        if patience is not None and state["bad_epochs"] >= patience:
-            stopped_early = True
-            log(f"early stopping after epoch {epoch + 1}: no improvement for {patience} epoch(s)")
-        if state["step"] >= (epoch + 1) * steps_per_epoch:
-            state["epoch"] = epoch + 1
-        save_checkpoint()
-        log(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()
-                                                  if isinstance(v, float)))
+        patience = self.config.early_stopping_patience
+        return patience is not None and state["bad_epochs"] >= patience
 
-    best = state["best"] or (state["history"][-1] if state["history"] else {})
-    weights = state["best_state"] or model.state_dict()
-    metrics = {
-        "val_top1": best.get("top1"), "val_eer": best.get("eer"), "best_epoch": best.get("epoch"),
-        "train_loss": state["history"][-1]["train_loss"] if state["history"] else None,
-        "steps": state["step"], "epochs_run": len(state["history"]), "resumed_from_step": resumed_from,
-        "stopped_early": stopped_early, "train_images": len(train), "train_identities": len(identities),
-        "val_images": len(val), "world_size": info.world_size, "device": str(device),
-        "images_per_s": round(images_seen / train_seconds, 2) if train_seconds else None,
-        "seconds": round(time.perf_counter() - started, 2), "history": state["history"],
-        "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in dcfg.items()},
-    }
-    if info.is_main:
-        registry.register(vid, weights, config={**config.to_dict(), "data_config": metrics["data_config"],
-                                                "code_version": _code_version()},
-                          label_map=label_map, data_hash=data_hash, metrics=metrics,
-                          curves_png=_curves_png(state["history"]))
-        registry.set_alias("latest", vid)
+    def checkpoint(self) -> None:
+        if self.info.is_main:
+            _save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.state)
+
+    def run(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        from torch.utils.data import DataLoader
+
+        from training.gate import gate_decision
+
+        from training.ddp import barrier
+
+        started = time.perf_counter()
+        self.setup()
+        barrier(self.info)  # rank 0 has registered the frozen backbone the others validate
+        state, config = self.state, self.config
+        if self.checkpoint_path.is_file():
+            self.state = state = _load_checkpoint(self.checkpoint_path, self.model, self.optimizer)
+            self.log(f"resuming {self.vid} from step {state['step']} (epoch {state['epoch'] + 1})")
+        resumed_from = state["step"]
+        self.images_seen, train_seconds = 0, 0.0
+        if not state["history"]:  # epoch 0: the frozen backbone and the model before any step
+            state["baseline_val"] = self.validate(frozen=True)
+            self.init_head()
+            self.record({"epoch": 0, "step": 0, "train_loss": None, **self.validate()})
+            self.checkpoint()
+            self.log("epoch 0: " + _format_row(state["history"][-1]) + " | frozen backbone: "
+                     + _format_row(state["baseline_val"]))
+        self.log(f"training {self.vid}: {len(self.train)} photos / {len(self.identities)} identities, "
+                 f"{self.steps_per_epoch} steps per epoch, {self.total_steps} steps, device {self.device}, "
+                 f"world size {self.info.world_size}")
+        batches = _Skip(self.sampler, 0)
+        loader = DataLoader(self.train_set, batch_sampler=batches, num_workers=config.num_workers,
+                            persistent_workers=config.num_workers > 0, pin_memory=self.use_cuda,
+                            prefetch_factor=4 if config.num_workers else None)  # workers outlive epochs
+        stopped_early = False
+        while state["step"] < self.total_steps and not stopped_early:
+            epoch = state["epoch"]
+            tick = time.perf_counter()
+            losses = self.train_epoch(loader, batches)
+            train_seconds += time.perf_counter() - tick
+            row: dict[str, Any] = {"epoch": epoch + 1, "step": state["step"],
+                                   "train_loss": float(sum(losses) / len(losses)) if losses else None,
+                                   **dict(getattr(self.loss_fn, "last_parts", {})), **self.validate()}
+            stopped_early = self.record(row)
+            if stopped_early:
+                self.log(f"early stopping after epoch {epoch + 1}: no improvement for "
+                         f"{config.early_stopping_patience} epoch(s)")
+            if state["step"] >= (epoch + 1) * self.steps_per_epoch:
+                state["epoch"] = epoch + 1
+            self.checkpoint()
+            self.log(f"epoch {epoch + 1}: {_format_row(row)}")
+        best = state["best"] or state["history"][-1]
+        gate = {**gate_decision(_headline(best), state["baseline_val"], config.gate_margin),
+                "baseline_version": self.baseline_id, "best_epoch": best.get("epoch")}
+        metrics = {
+            **{f"val_{k}": best.get(k) for k in ("top1", "top5", "map", "roc_auc", "eer")},
+            **{f"baseline_val_{k}": (state["baseline_val"] or {}).get(k) for k in ("top1", "map", "eer")},
+            "best_epoch": best.get("epoch"), "promoted": gate["promoted"],
+            "train_loss": state["history"][-1]["train_loss"],
+            "steps": state["step"], "epochs_run": len(state["history"]) - 1, "resumed_from_step": resumed_from,
+            "stopped_early": stopped_early, "train_images": len(self.train), "train_identities": len(self.identities),
+            "val_images": len(self.val), "val_identities": int(self.val["identity_id"].nunique()), "p": config.p,
+            "world_size": self.info.world_size, "device": str(self.device),
+            "images_per_s": round(self.images_seen / train_seconds, 2) if train_seconds else None,
+            "seconds": round(time.perf_counter() - started, 2), "history": state["history"],
+            "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in self.dcfg.items()},
+        }
+        if self.info.is_main:
+            self.register(metrics, gate)
+        return metrics, gate
+
+    def register(self, metrics: dict[str, Any], gate: dict[str, Any]) -> None:
         import shutil
 
-        shutil.rmtree(work, ignore_errors=True)
-        log(f"registered model version {vid} at {registry.path(vid)}")
-    return metrics
+        from training.gate import write_gate
+
+        weights = self.state["best_state"] or self.model.state_dict()
+        self.registry.register(self.vid, weights, config={**self.config.to_dict(), "data_config": metrics["data_config"],
+                                                          "code_version": _code_version()},
+                               label_map=self.label_map, data_hash=self.data_hash, metrics=metrics,
+                               curves_png=_curves_png(self.state["history"], self.state["baseline_val"]))
+        write_gate(self.registry, self.vid, gate)
+        shutil.rmtree(self.registry.work_dir(self.vid), ignore_errors=True)
+        self.log(f"registered model version {self.vid} at {self.registry.path(self.vid)}")
+
+
+class _Features:
+    """Wraps an EmbeddingModel so calling it returns the L2-normalised backbone features (head skipped)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def to(self, *args: Any, **kwargs: Any) -> _Features:
+        self.model.to(*args, **kwargs)
+        return self
+
+    def eval(self) -> _Features:
+        self.model.eval()
+        return self
+
+    def __call__(self, images: Any) -> Any:
+        return self.model.features(images)
+
+
+def _headline(row: dict[str, Any]) -> dict[str, Any]:
+    from evaluation.evaluate import HEADLINE
+
+    return {k: row.get(k) for k in HEADLINE if row.get(k) is not None}
+
+
+def _format_row(row: dict[str, Any] | None) -> str:
+    return ", ".join(f"{k} {v:.4f}" for k, v in (row or {}).items() if isinstance(v, float)) or "no validation"
 
 
 def _code_version() -> str:
@@ -272,34 +420,12 @@ class _Skip:
 
 
 def _is_better(row: dict[str, Any], best: dict[str, Any] | None) -> bool:
-    """Higher val Top-1 wins, then lower EER; without validation the latest epoch is kept."""
-    if best is None or row.get("top1") is None:
+    """Higher validation mAP wins (the steadiest of the metrics on few animals), then Top-1, then lower EER; a tie
+    keeps the earlier epoch. Without validation the latest epoch is kept."""
+    if best is None or row.get("map") is None:
         return True
-    key = lambda r: (r.get("top1") or 0.0, -(r.get("eer") if r.get("eer") is not None else 1.0))  # noqa: E731
+    key = lambda r: (round(r.get("map") or 0.0, 6), round(r.get("top1") or 0.0, 6), -(r.get("eer") if r.get("eer") is not None else 1.0))  # noqa: E731
     return key(row) > key(best)
-
-
-def embed_dataset(model: Any, dataset: Any, device: Any, memory_format: Any, num_workers: int = 0,
-                  batch_size: int = 64) -> Any:
-    """float32 embeddings of every item of ``dataset`` in eval mode."""
-    import numpy as np
-    import torch
-    from torch.utils.data import DataLoader
-
-    model.eval()
-    out = []
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    with torch.inference_mode():
-        for images, _ in loader:
-            out.append(model(images.to(device).to(memory_format=memory_format)).float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-
-
-def _validate(model: Any, val_set: Any, device: Any, memory_format: Any, num_workers: int) -> dict[str, Any]:
-    from training.validation import validation_metrics
-
-    embeddings = embed_dataset(model, val_set, device, memory_format, num_workers)
-    return {f"{k}": v for k, v in validation_metrics(embeddings, val_set.labels).items()}
 
 
 def _save_checkpoint(path: Path, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
@@ -309,7 +435,8 @@ def _save_checkpoint(path: Path, model: Any, optimizer: Any, state: dict[str, An
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": state["step"],
                "epoch": state["epoch"], "history": state["history"], "best": state["best"],
-               "best_state": state["best_state"], "bad_epochs": state["bad_epochs"]}
+               "best_state": state["best_state"], "bad_epochs": state["bad_epochs"],
+               "baseline_val": state["baseline_val"]}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     from petid.paths import atomic_write_bytes
@@ -323,11 +450,11 @@ def _load_checkpoint(path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
     payload = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
-    return {k: payload[k] for k in ("step", "epoch", "history", "best", "best_state", "bad_epochs")}
+    return {k: payload.get(k) for k in ("step", "epoch", "history", "best", "best_state", "bad_epochs", "baseline_val")}
 
 
-def _curves_png(history: list[dict[str, Any]]) -> bytes:
-    """Training loss and validation Top-1/EER per epoch (matplotlib Agg)."""
+def _curves_png(history: list[dict[str, Any]], baseline: dict[str, Any] | None = None) -> bytes:
+    """Training loss and validation Top-1/mAP/EER per epoch, the frozen backbone's as dashed lines (matplotlib)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -338,9 +465,11 @@ def _curves_png(history: list[dict[str, Any]]) -> bytes:
     epochs = [row["epoch"] for row in history]
     ax_loss.plot(epochs, [row.get("train_loss") or math.nan for row in history], marker="o")
     ax_loss.set(title="train loss", xlabel="epoch")
-    for key in ("top1", "eer"):
+    for key in ("top1", "map", "eer"):
         values = [row.get(key) if row.get(key) is not None else math.nan for row in history]
-        ax_val.plot(epochs, values, marker="o", label=f"val {key}")
+        line, = ax_val.plot(epochs, values, marker="o", label=f"val {key}")
+        if (baseline or {}).get(key) is not None:
+            ax_val.axhline(baseline[key], color=line.get_color(), linestyle="--", linewidth=1)
     ax_val.set(title="validation", xlabel="epoch", ylim=(0, 1))
     ax_val.legend()
     fig.tight_layout()

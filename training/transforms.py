@@ -18,14 +18,20 @@ def data_config(backbone: nn.Module, image_size: int | None = None) -> dict[str,
     return config
 
 
-def train_transform(config: dict[str, Any], color_jitter: float = 0.3) -> Callable:
-    """Random resized crop, horizontal flip and colour jitter, then tensor + normalisation from ``config``."""
+AUGMENT = {  # random-resized-crop scale, colour jitter, random-erasing probability
+    "standard": dict(scale=(0.6, 1.0), color_jitter=0.3, re_prob=0.0),
+    "strong": dict(scale=(0.35, 1.0), color_jitter=0.4, re_prob=0.25),
+}
+
+
+def train_transform(config: dict[str, Any], augment: str = "standard") -> Callable:
+    """Random resized crop, horizontal flip, colour jitter (and random erasing when ``strong``), then tensor +
+    normalisation from ``config``."""
     import timm.data
 
     return timm.data.create_transform(
         input_size=config["input_size"], is_training=True, interpolation=config["interpolation"],
-        mean=config["mean"], std=config["std"], scale=(0.6, 1.0), hflip=0.5, color_jitter=color_jitter,
-        auto_augment=None, re_prob=0.0,
+        mean=config["mean"], std=config["std"], hflip=0.5, auto_augment=None, **AUGMENT[augment],
     )
 
 
