@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -23,8 +24,10 @@ LISTINGS = sorted(WORLD.listings, key=lambda item: (item.date_added, item.listin
 
 
 def config(base: str, **overrides) -> CrawlConfig:
+    site = urlsplit(base).netloc  # exactly the site under test is opted in (host and port)
     settings = dict(base_url=base, feeds=["all"], rate_limit_per_s=200.0, jitter=0.1, backoff_base_s=0.05,
-                    max_retries=3, timeout_s=5.0, max_retry_after_s=2.0, allowed_photo_hosts=["127.0.0.1"])
+                    max_retries=3, timeout_s=5.0, max_retry_after_s=2.0, allowed_photo_hosts=[site],
+                    private_hosts=[site])
     settings.update(overrides)
     return CrawlConfig(**settings)
 
@@ -136,7 +139,8 @@ def test_killed_crawl_resumes_to_the_same_records(tmp_path: Path) -> None:
     slow = Faults([Fault("slow", "/*", times=-1, delay_s=0.12)])
     with serve_site(site, slow) as base:
         command = [sys.executable, "-m", "petid.cli", "crawl", "--base-url", base, "--raw-dir", str(tmp_path / "killed"),
-                   "--feed", "all", "--rate-limit", "200", "--backoff", "0.05"]
+                   "--feed", "all", "--rate-limit", "200", "--backoff", "0.05",
+                   "--private-host", urlsplit(base).netloc]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60

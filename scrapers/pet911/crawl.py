@@ -6,6 +6,12 @@ archived (gzip, content-addressed) before it is parsed; state lives in ``raw_dir
 resumes (an interrupted feed walk is re-walked past the page where it stopped) and a rerun adds no duplicates.
 ``download_photos`` fetches gallery photos from allowed hosts only, checks magic bytes and stores them
 content-addressed. ``reparse`` rebuilds the listing table from the archive without the network.
+
+Every request — and every redirect hop — stays inside a ``UrlPolicy``: pages on the base URL's host and port
+(``allowed_page_hosts``), photos on ``allowed_photo_hosts`` (``host`` = default port, ``host:port`` = that port), and
+no private/loopback/link-local address unless that exact ``host:port`` is in ``private_hosts`` (the sample site and
+tests opt in so). A page that cannot be fetched or parsed is recorded as a failure with its reason and the crawl
+goes on.
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ import pyarrow as pa
 
 from petid.paths import content_path, store_content
 from petid.records import catalogue_table, empty_catalogue
-from scrapers.http import DEFAULT_USER_AGENT, HttpError, HttpStatusError, PoliteClient
+from scrapers.http import (DEFAULT_USER_AGENT, HttpError, HttpStatusError, PoliteClient, Response, UrlPolicy,
+                           origin_entry)
 from scrapers.pet911.archive import archive_page, archived_digests, read_page
-from scrapers.pet911.catalog import CatalogError, page_url, parse_catalog, parse_feed_spec
+from scrapers.pet911.catalog import CatalogError, FeedError, page_url, parse_catalog, parse_feed_spec
 from scrapers.pet911.parse import LISTING_KEYS, NotAListingError, is_valid_listing_id, parse_listing
 from scrapers.pet911.state import CrawlState
 
@@ -58,20 +65,57 @@ class CrawlConfig:
     max_response_bytes: int = 20_000_000
     obey_robots: bool = True
     probe_ids: list[str] = field(default_factory=list)  # id-probe strategy: ids to look up via /ajax/check-pet
+    # pages (and their redirect hops) may only come from these hosts; None = the base URL's host and port
+    allowed_page_hosts: list[str] | None = None
+    # "host:port" entries that may resolve to private/loopback addresses: only a trusted local site (the sample
+    # site, tests), never needed for the live site. Empty = every private address is refused.
+    private_hosts: list[str] = field(default_factory=list)
+    deadline_s: float = 60.0  # total wall time of one exchange (connect, headers, whole body); timeout_s is per read
+    max_crawl_delay_s: float = 60.0  # cap on a robots.txt Crawl-delay (which only slows its own host)
 
-    def client(self) -> PoliteClient:
+    def page_hosts(self) -> list[str]:
+        """The hosts pages may come from: ``allowed_page_hosts``, or the base URL's host (with its port, if not
+        the scheme's default)."""
+        if self.allowed_page_hosts is not None:
+            return list(self.allowed_page_hosts)
+        parts = urlsplit(self.base_url)
+        return [origin_entry(self.base_url) if parts.port is not None else (parts.hostname or "")]
+
+    def page_policy(self) -> UrlPolicy:
+        return UrlPolicy(allowed_hosts=self.page_hosts(), private_hosts=list(self.private_hosts))
+
+    def photo_policy(self) -> UrlPolicy:
+        return UrlPolicy(allowed_hosts=list(self.allowed_photo_hosts), private_hosts=list(self.private_hosts))
+
+    def client(self, policy: UrlPolicy | None = None) -> PoliteClient:
+        """A client for this crawl; ``policy`` defaults to ``page_policy()``."""
         return PoliteClient(user_agent=self.user_agent, rate_limit_per_s=self.rate_limit_per_s, jitter=self.jitter,
                             timeout_s=self.timeout_s, connect_timeout_s=self.connect_timeout_s,
                             max_retries=self.max_retries, backoff_base_s=self.backoff_base_s,
                             max_retry_after_s=self.max_retry_after_s, max_response_bytes=self.max_response_bytes,
-                            obey_robots=self.obey_robots)
+                            obey_robots=self.obey_robots, policy=policy or self.page_policy(),
+                            deadline_s=self.deadline_s, max_crawl_delay_s=self.max_crawl_delay_s)
+
+    def feed_urls(self) -> list[str]:
+        """Every configured feed as a URL; raises ``FeedError`` (a ``UserError``) for an invalid spec."""
+        if isinstance(self.feeds, str):
+            raise FeedError(f"feeds must be a list of feed specs, not the string {self.feeds!r}")
+        return [parse_feed_spec(spec, self.base_url) for spec in self.feeds]
 
 
 @dataclass
 class CrawlResult:
     listings: pa.Table  # LISTINGS_SCHEMA: one row per known listing
-    stats: dict[str, int]  # new, updated, closed, failed, pages_fetched, queued
+    # new, updated, closed, failed, pages_fetched, queued (ints); crawl_delay_s: the effective seconds between
+    # requests to the base host (rate limit or capped robots.txt Crawl-delay); robots_crawl_delay_s: as declared
+    stats: dict[str, float]
     failures: list[dict[str, Any]]  # {"url", "reason"} (+ "listing_id" for detail pages)
+
+
+@dataclass
+class ReparseResult:
+    listings: pa.Table  # LISTINGS_SCHEMA
+    failures: list[dict[str, Any]]  # {"page_sha256", "url", "reason"}: archived listing pages that did not parse
 
 
 @dataclass
@@ -101,17 +145,20 @@ class _Crawler:
         self.stats["failed"] += 1
         self.failures.append({"url": url, "reason": reason, **extra})
 
-    def fetch(self, url: str, kind: str) -> tuple[bytes, str, str] | None:
-        """GET + archive (before any parsing). Returns (body, final url, sha256) or None after recording a failure."""
+    def fetch(self, url: str, kind: str) -> tuple[Response, str] | None:
+        """GET + archive (before any parsing). Returns (response, sha256) or None after recording a failure."""
         try:
             response = self.client.get(url)
         except HttpError as exc:
             self.fail(url, exc.reason)
             return None
+        return response, self.archive(response, kind)
+
+    def archive(self, response: Response, kind: str) -> str:
         self.stats["pages_fetched"] += 1
         digest = archive_page(self.raw_dir, response.content)
-        self.state.add_page(digest, response.url, kind)
-        return response.content, response.url, digest
+        self.state.add_page(digest, response.url, kind, response.charset)
+        return digest
 
     def walk(self, feed: str) -> None:
         resume = self.state.walk_resume_page(feed)
@@ -121,10 +168,14 @@ class _Crawler:
             fetched = self.fetch(url, "catalog")
             if fetched is None:
                 return  # walk stays unfinished: the next run re-walks past this page
+            response = fetched[0]
             try:
-                catalog = parse_catalog(fetched[0], fetched[1])
+                catalog = parse_catalog(response.content, response.url, response.charset)
             except CatalogError as exc:
                 self.fail(url, f"not a catalog page: {exc}")
+                return
+            except Exception as exc:  # noqa: BLE001 - a page the parser chokes on must not stop the crawl
+                self.fail(url, f"catalog page does not parse: {type(exc).__name__}: {exc}")
                 return
             stop = False
             for card in catalog.cards:
@@ -159,14 +210,17 @@ class _Crawler:
             self.state.queue_failed(listing_id, exc.reason)
             self.fail(url, exc.reason, listing_id=listing_id)
             return
-        self.stats["pages_fetched"] += 1
-        digest = archive_page(self.raw_dir, response.content)
-        self.state.add_page(digest, response.url, "listing")
+        digest = self.archive(response, "listing")
         try:
-            record = parse_listing(response.content, response.url or response_url)
+            record = parse_listing(response.content, response.url or response_url, response.charset)
         except NotAListingError as exc:
             self.state.queue_failed(listing_id, str(exc))
             self.fail(url, f"not a listing: {exc}", listing_id=listing_id)
+            return
+        except Exception as exc:  # noqa: BLE001 - one unparsable page is a failure, never the end of the crawl
+            reason = f"page does not parse: {type(exc).__name__}: {exc}"
+            self.state.queue_failed(listing_id, reason)
+            self.fail(url, reason, listing_id=listing_id)
             return
         if record["listing_id"] != listing_id:
             self.state.queue_failed(listing_id, f"page shows {record['listing_id']}")
@@ -199,57 +253,91 @@ class _Crawler:
         self.drain()
 
     def probe(self) -> None:
-        """Id-probe strategy: ``/ajax/check-pet?art=<id>``; a JSON answer naming a URL enqueues that listing."""
+        """Id-probe strategy: ``/ajax/check-pet?art=<id>``. The site answers
+        ``{"status": "success", "data": [{"title": …, "url": …}]}``; an item whose URL ends in the id enqueues it."""
         for listing_id in self.config.probe_ids:
             if not is_valid_listing_id(listing_id) or self.state.is_known(listing_id):
                 continue
-            fetched = self.fetch(urljoin(self.config.base_url, f"/ajax/check-pet?art={listing_id}"), "probe")
+            url = urljoin(self.config.base_url, f"/ajax/check-pet?art={listing_id}")
+            fetched = self.fetch(url, "probe")
             if fetched is None:
                 continue
-            try:
-                answer = json.loads(fetched[0])
-            except ValueError:
-                continue
-            link = next((v for v in (answer.values() if isinstance(answer, dict) else [])
-                         if isinstance(v, str) and v.rstrip("/").endswith(listing_id)), None)
+            link = probe_link(fetched[0].content, listing_id)
             if link:
-                self.state.enqueue(listing_id, urljoin(self.config.base_url, link), "probe")
+                self.state.enqueue(listing_id, urljoin(fetched[0].url, link), "probe")
+            else:
+                self.stats["probe_misses"] = self.stats.get("probe_misses", 0) + 1
+
+
+def probe_link(body: bytes, listing_id: str) -> str | None:
+    """The listing URL in a ``/ajax/check-pet`` answer (``{"status": "success", "data": [{"url": …}, …]}``) whose
+    last path segment is ``listing_id``; None for any other answer."""
+    try:
+        answer = json.loads(body.decode("utf-8", errors="replace"))
+    except ValueError:
+        return None
+    if not isinstance(answer, dict) or answer.get("status") != "success":
+        return None
+    items = answer.get("data")
+    for item in items if isinstance(items, list) else [items]:
+        link = item.get("url") if isinstance(item, dict) else None
+        if isinstance(link, str) and link.strip():
+            last = link.strip().split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+            if last == listing_id:
+                return link.strip()
+    return None
 
 
 def crawl_listings(config: CrawlConfig, raw_dir: Path) -> CrawlResult:
     """Run one incremental crawl into ``raw_dir`` (e.g. ``$PETID_HOME/raw/pet911``); see the module docstring."""
     raw_dir = Path(raw_dir)
-    with CrawlState(raw_dir / "state.sqlite") as state, config.client() as client:
+    feeds = config.feed_urls()  # an invalid feed is refused before anything is fetched
+    with config.client() as client, CrawlState(raw_dir / "state.sqlite") as state:
         crawler = _Crawler(config, raw_dir, client, state)
         crawler.drain()  # leftovers of an interrupted run first
-        for spec in config.feeds:
-            crawler.walk(parse_feed_spec(spec, config.base_url))
+        for feed in feeds:
+            crawler.walk(feed)
         if config.probe_ids:
             crawler.probe()
         crawler.drain()
         if config.recheck_open:
             crawler.recheck()
         crawler.stats["queued"] = len(state.queued())
+        crawler.stats["crawl_delay_s"] = client.host_interval(config.base_url)
+        crawler.stats["robots_crawl_delay_s"] = client.robots_crawl_delay(config.base_url) or 0.0
         return CrawlResult(listings_table(state.all_listings()), crawler.stats, crawler.failures)
 
 
-def reparse(raw_dir: Path) -> pa.Table:
-    """Rebuild the listing table from archived pages alone (no network): the newest capture of each listing wins."""
+def reparse_archive(raw_dir: Path) -> ReparseResult:
+    """Rebuild the listing table from archived pages alone (no network): the newest capture of each listing wins.
+    An archived listing page that does not parse is reported in ``failures`` and skipped."""
     raw_dir = Path(raw_dir)
-    ordered: list[tuple[str, str | None]] = []
+    ordered: list[tuple[str, str | None, str | None, str | None]] = []
     if (raw_dir / "state.sqlite").exists():
         with CrawlState(raw_dir / "state.sqlite") as state:
-            ordered = [(sha, url) for sha, url, _kind, _t in state.pages()]
-    indexed = {sha for sha, _ in ordered}
-    ordered = [(sha, None) for sha in archived_digests(raw_dir) if sha not in indexed] + ordered
+            ordered = list(state.page_charsets())
+    indexed = {row[0] for row in ordered}
+    ordered = [(sha, None, None, None) for sha in archived_digests(raw_dir) if sha not in indexed] + ordered
     latest: dict[str, dict[str, Any]] = {}
-    for digest, url in ordered:
+    failures: list[dict[str, Any]] = []
+    for digest, url, kind, charset in ordered:
         try:
-            record = parse_listing(read_page(raw_dir, digest), url)
-        except (NotAListingError, FileNotFoundError):
+            record = parse_listing(read_page(raw_dir, digest), url, charset)
+        except (NotAListingError, FileNotFoundError) as exc:
+            if kind == "listing":  # catalog pages and probe answers are not listings, and not failures
+                failures.append({"page_sha256": digest, "url": url, "reason": str(exc)})
+            continue
+        except Exception as exc:  # noqa: BLE001 - one unparsable page must not stop the rebuild
+            failures.append({"page_sha256": digest, "url": url,
+                             "reason": f"page does not parse: {type(exc).__name__}: {exc}"})
             continue
         latest[record["listing_id"]] = {**record, "url": url, "page_sha256": digest}
-    return listings_table([latest[k] for k in sorted(latest)])
+    return ReparseResult(listings_table([latest[k] for k in sorted(latest)]), failures)
+
+
+def reparse(raw_dir: Path) -> pa.Table:
+    """The listing table of ``reparse_archive`` (failed pages skipped)."""
+    return reparse_archive(raw_dir).listings
 
 
 def sniff_image(data: bytes) -> str | None:
@@ -260,9 +348,9 @@ def sniff_image(data: bytes) -> str | None:
 
 
 def host_allowed(url: str, allowed_hosts: list[str]) -> bool:
-    """http(s) URL whose host is one of ``allowed_hosts`` (exactly; no subdomain wildcarding)."""
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and (parts.hostname or "").lower() in {h.lower() for h in allowed_hosts}
+    """http(s) URL whose host and port match one of ``allowed_hosts``: ``host`` (exactly, no subdomain
+    wildcarding; the scheme's default port only) or ``host:port``. No address check (the client does that)."""
+    return UrlPolicy(allowed_hosts=list(allowed_hosts)).host_allowed(url)
 
 
 def download_photos(listings: pa.Table, config: CrawlConfig, raw_dir: Path) -> PhotoResult:
@@ -274,7 +362,7 @@ def download_photos(listings: pa.Table, config: CrawlConfig, raw_dir: Path) -> P
     stats = {"listings": 0, "downloaded": 0, "reused": 0, "failed": 0}
     failures: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
-    with CrawlState(raw_dir / "state.sqlite") as state, config.client() as client:
+    with config.client(config.photo_policy()) as client, CrawlState(raw_dir / "state.sqlite") as state:
         for listing in listings.to_pylist():
             listing_id = listing.get("listing_id") or ""
             if not is_valid_listing_id(listing_id):
@@ -304,7 +392,7 @@ def _photo(state: CrawlState, client: PoliteClient, config: CrawlConfig, raw_dir
             return path.resolve()
     if not host_allowed(url, config.allowed_photo_hosts):
         stats["failed"] += 1
-        failures.append({"url": url, "reason": f"host not in allowed_photo_hosts {config.allowed_photo_hosts}"})
+        failures.append({"url": url, "reason": f"host:port not in allowed_photo_hosts {config.allowed_photo_hosts}"})
         return None
     try:
         data = client.get(url).content

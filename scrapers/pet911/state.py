@@ -32,6 +32,8 @@ class CrawlState:
         self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(_SCHEMA)
+        if "charset" not in {row[1] for row in self.db.execute("PRAGMA table_info(pages)")}:
+            self.db.execute("ALTER TABLE pages ADD COLUMN charset TEXT")  # databases from before charsets were kept
 
     def close(self) -> None:
         self.db.close()
@@ -43,12 +45,18 @@ class CrawlState:
         self.close()
 
     # pages
-    def add_page(self, sha256: str, url: str, kind: str) -> None:
-        self.db.execute("INSERT INTO pages VALUES (?, ?, ?, ?)", (sha256, url, kind, time.time()))
+    def add_page(self, sha256: str, url: str, kind: str, charset: str | None = None) -> None:
+        """Index a fetched page; ``charset`` is its HTTP header's (so a reparse decodes it as the crawl did)."""
+        self.db.execute("INSERT INTO pages (sha256, url, kind, fetched_at, charset) VALUES (?, ?, ?, ?, ?)",
+                        (sha256, url, kind, time.time(), charset))
 
     def pages(self, kind: str | None = None) -> list[tuple[str, str, str, float]]:
         sql = "SELECT sha256, url, kind, fetched_at FROM pages" + (" WHERE kind = ?" if kind else "") + " ORDER BY rowid"
         return list(self.db.execute(sql, (kind,) if kind else ()))
+
+    def page_charsets(self) -> list[tuple[str, str, str, str | None]]:
+        """(sha256, url, kind, HTTP charset or None) of every indexed page, in fetch order."""
+        return list(self.db.execute("SELECT sha256, url, kind, charset FROM pages ORDER BY rowid"))
 
     # listings
     def listing(self, listing_id: str) -> dict[str, Any] | None:
