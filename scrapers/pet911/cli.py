@@ -33,31 +33,66 @@ def _parse_listing(args: argparse.Namespace) -> int:
 
 
 def _reparse(args: argparse.Namespace) -> int:
-    from scrapers.pet911.crawl import reparse
+    from scrapers.pet911.crawl import reparse_archive
 
     raw_dir = Path(args.raw_dir) if args.raw_dir else _default_raw_dir()
-    table = reparse(raw_dir)
+    result = reparse_archive(raw_dir)
     if args.out:
         import pyarrow.parquet as pq
 
-        pq.write_table(table, args.out)
-    print(json.dumps({"raw_dir": str(raw_dir), "listings": table.num_rows, "out": args.out}))
+        pq.write_table(result.listings, args.out)
+    print(json.dumps({"raw_dir": str(raw_dir), "listings": result.listings.num_rows, "out": args.out,
+                      "failed": len(result.failures), "failures": result.failures[:20]}, ensure_ascii=False))
     return 0
+
+
+def _number(option: str, value: object, kind: type = float, minimum: float = 0.0, strict: bool = True) -> float:
+    """``value`` as ``kind``, at least (``strict``: above) ``minimum``; a one-line ``UserError`` otherwise."""
+    import math
+
+    from petid.errors import UserError
+
+    bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+    what = "an integer" if kind is int else "a number"
+    try:
+        number = kind(value)
+    except (TypeError, ValueError, OverflowError):
+        raise UserError(f"{option} must be {what} {bound}, got {value!r}") from None
+    if not math.isfinite(number) or number < minimum or (strict and number == minimum):
+        raise UserError(f"{option} must be {what} {bound}, got {value!r}")
+    return number
 
 
 def _crawl(args: argparse.Namespace) -> int:
     from urllib.parse import urlsplit
 
+    from petid.errors import UserError
+    from scrapers.http import origin_entry
+    from scrapers.pet911.catalog import parse_feed_spec
     from scrapers.pet911.crawl import CrawlConfig, crawl_listings, download_photos
 
+    base = urlsplit(args.base_url)
+    if base.scheme not in ("http", "https") or not base.hostname:
+        raise UserError(f"--base-url must be an http(s) URL with a host, got {args.base_url!r}")
+    rate = _number("--rate-limit", args.rate_limit)
+    max_pages = int(_number("--max-pages", args.max_pages, int))
+    stop_after_known = int(_number("--stop-after-known", args.stop_after_known, int))
+    max_retries = int(_number("--max-retries", args.max_retries, int, strict=False))
+    backoff = _number("--backoff", args.backoff, strict=False)
+    deadline = _number("--deadline", args.deadline)
+    max_crawl_delay = _number("--max-crawl-delay", args.max_crawl_delay, strict=False)
+    feeds = args.feed or ["lost", "found"]
+    for spec in feeds:
+        parse_feed_spec(spec, args.base_url)  # FeedError (a UserError): one line, exit status 2
     raw_dir = Path(args.raw_dir) if args.raw_dir else _default_raw_dir()
     hosts = ["pet911.ru", "cdn.pet911.ru", *args.allow_host]
     if args.allow_base_host:
-        hosts.append(urlsplit(args.base_url).hostname or "")
-    config = CrawlConfig(base_url=args.base_url, feeds=args.feed or ["lost", "found"], max_pages=args.max_pages,
-                         stop_after_known=args.stop_after_known, rate_limit_per_s=args.rate_limit,
-                         recheck_open=args.recheck_open, allowed_photo_hosts=hosts, max_retries=args.max_retries,
-                         backoff_base_s=args.backoff)
+        hosts.append(origin_entry(args.base_url))
+    config = CrawlConfig(base_url=args.base_url, feeds=feeds, max_pages=max_pages,
+                         stop_after_known=stop_after_known, rate_limit_per_s=rate,
+                         recheck_open=args.recheck_open, allowed_photo_hosts=hosts, max_retries=max_retries,
+                         backoff_base_s=backoff, private_hosts=list(args.private_host), deadline_s=deadline,
+                         max_crawl_delay_s=max_crawl_delay)
     result = crawl_listings(config, raw_dir)
     out = {"listings": result.listings.num_rows, **result.stats, "failures": result.failures[:20]}
     if args.photos:
@@ -83,13 +118,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base-url", required=True)
     p.add_argument("--raw-dir", default=None, help="default: $PETID_HOME/raw/pet911")
     p.add_argument("--feed", action="append", help="all|lost|found[-cat|-dog][@lat,lng,r] (repeatable)")
-    p.add_argument("--max-pages", type=int, default=20)
-    p.add_argument("--stop-after-known", type=int, default=30)
-    p.add_argument("--rate-limit", type=float, default=1.0, help="requests per second per host")
-    p.add_argument("--max-retries", type=int, default=4)
-    p.add_argument("--backoff", type=float, default=1.0, help="base of the exponential backoff, seconds")
+    # numbers are checked in _crawl, so a bad value is one line (exit status 2), not argparse's usage dump
+    p.add_argument("--max-pages", default=20, metavar="N")
+    p.add_argument("--stop-after-known", default=30, metavar="N")
+    p.add_argument("--rate-limit", default=1.0, metavar="PER_S", help="requests per second per host (> 0)")
+    p.add_argument("--max-retries", default=4, metavar="N")
+    p.add_argument("--backoff", default=1.0, metavar="S", help="base of the exponential backoff, seconds")
+    p.add_argument("--deadline", default=60.0, metavar="S", help="total seconds one request may take")
+    p.add_argument("--max-crawl-delay", default=60.0, metavar="S", help="cap on a robots.txt Crawl-delay")
     p.add_argument("--recheck-open", action="store_true")
     p.add_argument("--photos", action="store_true", help="also download photos")
-    p.add_argument("--allow-host", action="append", default=[], help="extra allowed photo host")
-    p.add_argument("--allow-base-host", action="store_true", help="allow photos from the base URL's host")
+    p.add_argument("--allow-host", action="append", default=[],
+                   help="extra allowed photo host: HOST (default port) or HOST:PORT (repeatable)")
+    p.add_argument("--allow-base-host", action="store_true", help="allow photos from the base URL's host:port")
+    p.add_argument("--private-host", action="append", default=[], metavar="HOST:PORT",
+                   help="a trusted local site that may resolve to a private/loopback address (repeatable)")
     p.set_defaults(func=_crawl)
