@@ -225,6 +225,8 @@ class UrlPolicy:
             return
         try:
             self.vet(host, port)
+        except UrlRefused as exc:
+            raise UrlRefused(url, exc.reason) from None
         except OSError:
             return
 
@@ -237,8 +239,8 @@ class UrlPolicy:
         for address in addresses:
             if problem := address_problem(address):
                 shown = host if address == host else f"{host} ({address})"
-                raise UrlRefused(f"{host}:{port}", f"{shown} is a {problem} address; refused (opt this "
-                                                   f"host:port in with private_hosts only for a trusted local site)")
+                raise UrlRefused(f"{host}:{port}", f"{shown} is a {problem} address, refused (only a trusted "
+                                                   f"local site may be opted in, by host:port, in private_hosts)")
         return addresses
 
 
@@ -496,7 +498,7 @@ class PoliteClient:
             except UrlRefused as exc:
                 if current == url:
                     raise
-                raise UrlRefused(url, f"redirect to {current} refused ({exc.reason})") from exc
+                raise UrlRefused(url, f"redirect to {current} refused: {exc.reason}") from exc
             if check_robots and not self.allowed(current):
                 raise RobotsDisallowed(current, "disallowed by robots.txt")
             response = self._get_with_retries(current)

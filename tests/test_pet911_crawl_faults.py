@@ -187,3 +187,22 @@ def test_photo_download_refuses_ids_with_a_trailing_newline(tmp_path: Path) -> N
         result = download_photos(listings_table([row]), config(server.base), tmp_path / "raw")
     assert result.catalogue.num_rows == 0 and "invalid listing id" in result.failures[0]["reason"]
     assert not any(p.startswith("/uploads/") for p in server.requests)
+
+
+def test_a_state_database_from_before_charsets_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    from scrapers.pet911.state import CrawlState
+
+    db = tmp_path / "state.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE pages (sha256 TEXT NOT NULL, url TEXT NOT NULL, kind TEXT NOT NULL, "
+                     "fetched_at REAL NOT NULL)")
+        conn.execute("INSERT INTO pages VALUES ('a', 'http://x/rl1', 'listing', 1.0)")
+    with CrawlState(db) as state:
+        state.add_page("b", "http://x/rl2", "listing", "windows-1251")
+        assert state.page_charsets() == [("a", "http://x/rl1", "listing", None),
+                                         ("b", "http://x/rl2", "listing", "windows-1251")]
+        assert [row[:3] for row in state.pages()] == [("a", "http://x/rl1", "listing"), ("b", "http://x/rl2", "listing")]
+    with CrawlState(db):
+        pass  # reopening an already migrated database is fine

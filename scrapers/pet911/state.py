@@ -33,7 +33,11 @@ class CrawlState:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(_SCHEMA)
         if "charset" not in {row[1] for row in self.db.execute("PRAGMA table_info(pages)")}:
-            self.db.execute("ALTER TABLE pages ADD COLUMN charset TEXT")  # databases from before charsets were kept
+            try:  # databases from before charsets were kept
+                self.db.execute("ALTER TABLE pages ADD COLUMN charset TEXT")
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
 
     def close(self) -> None:
         self.db.close()
