@@ -6,7 +6,6 @@ Raw captures (pages, photos, exports) are kept under ``<PETID_HOME>/raw`` before
 
 
 import os
-from urllib.parse import urlparse
 
 import pyarrow as pa
 from dagster import AssetExecutionContext, Config, Failure, MetadataValue, Output, asset
@@ -42,12 +41,16 @@ class DatasetsConfig(Config):
 
 
 def _crawl_config(http: HttpClientResource, sample: SampleSourceResource, run: Pet911CrawlConfig | None):
+    from scrapers.http import origin_entry
     from scrapers.pet911.crawl import CrawlConfig
 
     base_url = sample.base_url or http.base_url
     hosts = list(http.allowed_photo_hosts)
-    if sample.base_url:  # the sample site serves its own photos from 127.0.0.1
-        hosts.append(urlparse(sample.base_url).hostname or "127.0.0.1")
+    private: list[str] = []
+    if sample.base_url:  # the sample site serves pages and photos from exactly this loopback host:port
+        site = origin_entry(sample.base_url)
+        hosts.append(site)
+        private.append(site)
     settings = {
         "base_url": base_url,
         "user_agent": http.user_agent,
@@ -55,6 +58,7 @@ def _crawl_config(http: HttpClientResource, sample: SampleSourceResource, run: P
         "timeout_s": http.timeout_s,
         "max_retries": http.max_retries,
         "allowed_photo_hosts": hosts,
+        "private_hosts": private,
     }
     if run is not None:
         settings.update(max_pages=run.max_pages, stop_after_known=run.stop_after_known, recheck_open=run.recheck_open)

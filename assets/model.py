@@ -1,131 +1,220 @@
-"""Model group: train and register a re-identification model, evaluate it beside the frozen baseline, and build
-the photo-search index. Training and evaluation code live in ``training`` and ``evaluation``; checkpoints,
-reports and indexes are files under the storage root, addressed by model version."""
+"""Model group: train and register a re-identification model, gate it against the frozen backbone, evaluate the
+model the gate put in production beside that backbone, and build the photo-search index with it.
 
+Lineage is explicit: ``reid_model`` is a one-row table naming the trained version, the frozen baseline's version
+and the production version the gate chose; ``evaluation_report`` and ``search_index`` read exactly those ids,
+never a registry alias, so a ``petid train`` run in between changes nothing they use. Training and evaluation code
+live in ``training`` and ``evaluation``; checkpoints, reports and indexes are files under the storage root.
+"""
 
 import dataclasses
 import os
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    Output,
+    asset,
+    asset_check,
+)
+from pydantic import Field
 
 from assets._metadata import markdown_table
 from dagster_project.resources import ModelRegistryResource, SampleSourceResource, StorageResource
 
-HEADLINE = ("top1", "top5", "top10", "map", "roc_auc", "eer")
+LINEAGE_SCHEMA = pa.schema([
+    ("trained_version", pa.string()), ("baseline_version", pa.string()), ("production_version", pa.string()),
+    ("promoted", pa.bool_()), ("reused", pa.bool_()), ("reason", pa.string()),
+    ("val_top1", pa.float64()), ("val_map", pa.float64()), ("val_eer", pa.float64()),
+    ("baseline_val_top1", pa.float64()), ("baseline_val_map", pa.float64()), ("baseline_val_eer", pa.float64()),
+])
 
 
 class TrainRunConfig(Config):
-    """``preset``: ``recipe`` (the published recipe: 58×2 batches, 10 epochs, 224 px), ``demo`` (CPU-sized), or
-    ``auto`` (demo on the sample source, recipe otherwise). ``config_file`` is a YAML TrainConfig that wins."""
+    """How ``reid_model`` trains."""
 
-    preset: str = os.environ.get("PETID_TRAIN_PRESET", "auto")
-    config_file: str | None = None
-    epochs: int | None = None
-    max_steps: int | None = None
-    force: bool = False
+    preset: Literal["auto", "small", "recipe", "demo"] = Field(
+        default=os.environ.get("PETID_TRAIN_PRESET", "auto"),
+        description="auto: the published recipe from 1000 training animals on, the small-data winner below (demo on "
+                    "the sample source); small | recipe | demo force one.")
+    config_file: str | None = Field(default=None, description="A YAML TrainConfig; it wins over the preset.")
+    epochs: int | None = Field(default=None, description="Override the preset's epochs (0: closed-form head only).")
+    max_steps: int | None = Field(default=None, description="Cap optimiser steps over the whole run.")
+    gate_margin: float | None = Field(default=None, description="Validation mAP the trained model must gain over the "
+                                                                 "frozen backbone to be promoted.")
+    force: bool = Field(default=False, description="Train again even when this exact version is registered.")
 
 
-def _train_config(run: TrainRunConfig, sample_enabled: bool):
+def _train_config(run: TrainRunConfig, sample_enabled: bool, n_identities: int):
     from training.config import TrainConfig
 
     if run.config_file:
         config = TrainConfig.from_yaml(run.config_file)
-    elif run.preset == "demo" or (run.preset == "auto" and sample_enabled):
+    elif run.preset == "auto" and sample_enabled:
         config = TrainConfig.demo()
-    elif run.preset in ("recipe", "auto"):
-        config = TrainConfig()
     else:
-        raise ValueError(f"unknown training preset {run.preset!r}: use recipe, demo or auto")
-    overrides = {k: v for k, v in {"epochs": run.epochs, "max_steps": run.max_steps}.items() if v is not None}
+        config = TrainConfig.preset(run.preset, n_identities=n_identities)
+    overrides = {k: v for k, v in {"epochs": run.epochs, "max_steps": run.max_steps,
+                                   "gate_margin": run.gate_margin}.items() if v is not None}
     return dataclasses.replace(config, **overrides) if overrides else config
 
 
-@asset(group_name="model", kinds={"pytorch"}, code_version="1")
+def _lineage(reid_model: pa.Table) -> dict:
+    return reid_model.to_pylist()[0]
+
+
+@asset(group_name="model", kinds={"pytorch", "parquet"}, code_version="2")
 def reid_model(
     context: AssetExecutionContext,
     config: TrainRunConfig,
     dataset_splits: pa.Table,
     registry: ModelRegistryResource,
     sample: SampleSourceResource,
-) -> MaterializeResult:
-    """A versioned identity-embedding model trained on the ``train`` split (validated on ``val``) and registered
-    under ``models/<version>`` (version = hash of data manifest, config and code); identical inputs reuse the
-    existing version instead of training again."""
+) -> Output[pa.Table]:
+    """The model lineage of this run: a versioned identity-embedding model trained on the ``train`` split (animal
+    crops where the detector made them), the frozen backbone it started from, and which of the two the promotion
+    gate put in ``production`` (the trained one only if it beats the frozen backbone on the ``val`` animals).
+    Identical inputs reuse the registered version instead of training again."""
+    from curation.frames import model_frame
     from training.train import train_model
 
-    frame = dataset_splits.filter(pc.is_in(dataset_splits.column("split"), pa.array(["train", "val"]))).to_pandas()
-    train_config = _train_config(config, sample.enabled)
+    frame = model_frame(dataset_splits, splits=("train", "val"))
+    n_train = int(frame.loc[frame["split"] == "train", "identity_id"].nunique())
+    train_config = _train_config(config, sample.enabled, n_train)
     result = train_model(frame, train_config, registry.path, force=config.force, log=context.log.info)
-    metrics = {
-        k: v for k, v in (result.metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
-    return MaterializeResult(
+    gate = result.gate
+    (context.log.info if result.promoted else context.log.warning)(f"promotion gate: {gate.get('reason')}")
+    candidate, baseline = gate.get("candidate", {}), gate.get("baseline", {})
+    row = {"trained_version": result.version_id, "baseline_version": result.baseline_id,
+           "production_version": result.production_id, "promoted": result.promoted, "reused": result.reused,
+           "reason": gate.get("reason"), **{f"val_{k}": candidate.get(k) for k in ("top1", "map", "eer")},
+           **{f"baseline_val_{k}": baseline.get(k) for k in ("top1", "map", "eer")}}
+    comparison = [{"model": name, **{k: (values or {}).get(k) for k in ("top1", "map", "eer")}}
+                  for name, values in (("trained " + result.version_id, candidate), ("frozen backbone", baseline))]
+    return Output(
+        pa.Table.from_pylist([row], schema=LINEAGE_SCHEMA),
         metadata={
-            "version_id": result.version_id,
+            "trained_version": result.version_id,
+            "production_version": str(result.production_id),
+            "baseline_version": str(result.baseline_id),
+            "promoted": result.promoted,
+            "gate": gate.get("reason", ""),
+            "validation": MetadataValue.md(markdown_table(comparison)),
             "path": MetadataValue.path(str(result.path)),
             "reused": result.reused,
-            "train_images": int(pc.sum(pc.equal(dataset_splits.column("split"), "train")).as_py() or 0),
+            "train_images": int((frame["split"] == "train").sum()),
+            "train_identities": n_train,
+            "crops_used": int((frame["path"] != frame["photo_path"]).sum()),
             "device": str((result.metrics or {}).get("device", "cpu")),
-            **{k: float(v) for k, v in metrics.items()},
-        }
+        },
     )
 
 
-def _latest_version(registry: ModelRegistryResource) -> str:
+@asset_check(asset=reid_model, blocking=True,
+             description="Production is the trained version only if the gate's record shows it beat the frozen "
+                         "backbone on the validation animals by the margin, with no worse Top-1/EER; otherwise it "
+                         "is the frozen backbone. Blocks evaluation and search when violated.")
+def production_beats_frozen_backbone(context: AssetCheckExecutionContext, reid_model: pa.Table,
+                                     registry: ModelRegistryResource) -> AssetCheckResult:
+    from training.gate import read_gate
     from training.registry import ModelRegistry
 
-    return ModelRegistry(registry.path).resolve("latest").name
+    row = _lineage(reid_model)
+    gate = read_gate(ModelRegistry(registry.path), row["trained_version"])
+    problems = []
+    if gate is None:
+        problems.append(f"no gate record for {row['trained_version']}")
+    else:
+        expected = row["trained_version"] if gate.get("promoted") else gate.get("baseline_version")
+        if row["production_version"] != expected:
+            problems.append(f"production is {row['production_version']}, the gate chose {expected}")
+        gains = gate.get("gains") or {}
+        if gate.get("promoted") and not (gains.get("map", -1) >= max(0.0, gate.get("margin", 0.0))
+                                         and gains.get("top1", -1) >= 0 and gains.get("eer", -1) >= 0):
+            problems.append(f"promoted without beating the frozen backbone: gains {gains}")
+    return AssetCheckResult(
+        passed=not problems, severity=AssetCheckSeverity.ERROR,
+        metadata={"production_version": str(row["production_version"]), "promoted": bool(row["promoted"]),
+                  "problems": "; ".join(problems) or "none", "gate": str((gate or {}).get("reason", ""))},
+    )
 
 
-@asset(group_name="model", kinds={"pytorch", "html"}, code_version="1", deps=["reid_model"])
+HEADLINE_ROWS = ("top1", "top5", "top10", "map", "roc_auc", "eer")
+
+
+def _interval_text(bounds) -> str:
+    return f"[{bounds[0]:.3f}, {bounds[1]:.3f}]" if bounds else "—"
+
+
+@asset(group_name="model", kinds={"pytorch", "html"}, code_version="2")
 def evaluation_report(
     context: AssetExecutionContext,
+    reid_model: pa.Table,
     dataset_splits: pa.Table,
     storage: StorageResource,
     registry: ModelRegistryResource,
 ) -> MaterializeResult:
-    """Identification (Top-1/5/10, mAP) and verification (ROC AUC, EER) on test identities never seen in
-    training, with the frozen pretrained backbone evaluated beside it and a McNemar test between them; report
-    JSON, Markdown/HTML and plots under ``reports/<version>``."""
+    """Identification (Top-1/5/10, mAP) and verification (ROC AUC, EER) with 95 % intervals on test animals never
+    seen in training, for the production model beside the frozen backbone (and the trained candidate when the gate
+    kept it out), with a McNemar test; report JSON, Markdown/HTML, plots and the verification pairs under
+    ``reports/<trained version>``."""
+    from curation.frames import model_frame
     from evaluation.evaluate import evaluate
 
-    version = _latest_version(registry)
-    test = dataset_splits.filter(pc.equal(dataset_splits.column("split"), "test")).to_pandas()
-    out_dir = storage.layout.reports / version
-    report = evaluate(test, version, registry.path, out_dir, storage.layout.cache / "embeddings")
-    rows = [
-        {"model": name, **{k: (source or {}).get(k) for k in HEADLINE}}
-        for name, source in (("trained " + version[:12], report), ("baseline", report.get("baseline")))
-    ]
+    lineage = _lineage(reid_model)
+    production, baseline = lineage["production_version"], lineage["baseline_version"]
+    test = model_frame(dataset_splits, splits=("test",))
+    out_dir = storage.layout.reports / lineage["trained_version"]
+    report = evaluate(test, production, registry.path, out_dir, storage.layout.cache / "embeddings",
+                      baseline_ref=baseline, candidate_ref=lineage["trained_version"])
+    entries = [("production " + production, report), ("frozen backbone", report.get("baseline") or {})]
+    if report.get("candidate"):
+        entries.append(("candidate " + lineage["trained_version"], report["candidate"]))
+    rows = [{"model": name, **{k: source.get(k) for k in HEADLINE_ROWS},
+             "top1 95% CI": _interval_text((source.get("intervals") or {}).get("top1")),
+             "eer 95% CI": _interval_text((source.get("intervals") or {}).get("eer"))} for name, source in entries]
     return MaterializeResult(
         metadata={
-            **{k: float(report[k]) for k in HEADLINE if report.get(k) is not None},
-            "model": version,
+            **{k: float(report[k]) for k in HEADLINE_ROWS if report.get(k) is not None},
+            "model": production,
+            "trained_version": lineage["trained_version"],
+            "baseline_version": baseline,
+            "promoted": bool(lineage["promoted"]),
             "n_identities": int(report.get("n_identities", 0)),
             "n_images": int(report.get("n_images", 0)),
             "mcnemar_p": float((report.get("mcnemar") or {}).get("p_value", 1.0)),
             "headline": MetadataValue.md(markdown_table(rows)),
             "report": MetadataValue.path(str(out_dir / "report.html")),
-        }
+            "pairs": MetadataValue.path(str(out_dir / "pairs.csv")),
+        },
     )
 
 
-@asset(group_name="model", kinds={"pytorch", "numpy"}, code_version="1", deps=["reid_model"])
+@asset(group_name="model", kinds={"pytorch", "numpy"}, code_version="2")
 def search_index(
     context: AssetExecutionContext,
+    reid_model: pa.Table,
     identity_manifest: pa.Table,
     image_manifest: pa.Table,
     storage: StorageResource,
     registry: ModelRegistryResource,
 ) -> MaterializeResult:
-    """Gallery embeddings of every curated photo with its animal's metadata (source, species, lost/found, date,
-    listing URL), the index behind ``petid search``."""
+    """Gallery embeddings of every curated photo (its animal crop where there is one) by the production model,
+    with its animal's metadata (source, species, lost/found, date, listing URL): the index behind
+    ``petid search``."""
+    from curation.frames import model_frame
     from evaluation.search import build_index
 
-    version = _latest_version(registry)
-    frame = image_manifest.to_pandas()
+    version = _lineage(reid_model)["production_version"]
+    frame = model_frame(image_manifest)
     out_dir = storage.layout.index / version
     info = build_index(frame, version, registry.path, out_dir)
     return MaterializeResult(
@@ -134,5 +223,8 @@ def search_index(
             "path": MetadataValue.path(str(out_dir)),
             "photos": int(info.get("n_vectors", len(frame))),
             "identities": int(identity_manifest.num_rows),
-        }
+        },
     )
+
+
+MODEL_CHECKS = [production_beats_frozen_backbone]

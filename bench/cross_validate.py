@@ -35,9 +35,10 @@ def settings() -> dict:
         "whiten-head": TrainConfig(head_init="whiten", epochs=0, **gem),
         "whiten-head-s0.3": TrainConfig(head_init="whiten", whiten_shrinkage=0.3, epochs=0, **gem),
         "whiten+finetune": TrainConfig(**small_ft),
-        "whiten+arcface": TrainConfig(**{**small_ft, "loss": "arcface", "arcface_subcenters": 3}),
-        "whiten-head-lite2": TrainConfig(backbone="efficientnet_lite2", pretrained="efficientnet-lite2-pypi",
-                                         head_init="whiten", epochs=0, **gem),
+        "pca+finetune": TrainConfig(**{**small_ft, "head_init": "pca"}),
+        "pca+arcface": TrainConfig(**{**small_ft, "head_init": "pca", "loss": "arcface", "arcface_subcenters": 3}),
+        "pca-head-lite2": TrainConfig(backbone="efficientnet_lite2", pretrained="efficientnet-lite2-pypi",
+                                      head_init="pca", epochs=0, **gem),
         "small (preset)": TrainConfig.preset("small"),
     }
 
@@ -45,7 +46,7 @@ def settings() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default=f"csv:{KENNEL}")
-    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--settings", help="comma-separated names (default: all)")
     parser.add_argument("--work", default=str(Path(__file__).resolve().parents[1] / ".bench" / "cv"))

@@ -65,7 +65,7 @@ def build_defs() -> Definitions:
     """Build the definitions from the current environment (``petid demo`` calls this after setting it)."""
     return Definitions(
         assets=load_assets_from_modules([ingest, curation, dataset, model]),
-        asset_checks=dataset.DATASET_CHECKS,
+        asset_checks=[*dataset.DATASET_CHECKS, *model.MODEL_CHECKS],
         jobs=[nightly_refresh_job, train_evaluate_job, full_pipeline_job],
         schedules=[nightly_refresh_schedule],
         sensors=[retrain_on_new_splits],

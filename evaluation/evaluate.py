@@ -140,13 +140,19 @@ def evaluate(
     batch_size: int = 32,
     seed: int = 0,
     phash_threshold: int = 8,
+    candidate_ref: str | None = None,
+    n_boot: int = 1000,
 ) -> dict:
-    """Evaluate ``model_ref`` and ``baseline_ref`` on ``frame``; write report.json/.md/.html and plots to ``out_dir``.
+    """Evaluate ``model_ref`` and ``baseline_ref`` on ``frame``; write report.json/.md/.html, plots and the
+    verification pairs (``pairs.csv``, with every model's score) to ``out_dir``.
 
     ``frame``: ``path``, ``identity_id``, optional ``source``, ``species``, ``phash``. Returns the report dict:
-    headline metrics of the model, ``baseline`` (same keys), ``mcnemar`` (top-1 hits, model = A vs baseline = B),
-    ``per_source``/``per_species`` and ``queries`` (per-query ``path``, ``identity``, ``hit1``, ``rank``).
+    headline metrics of the model with ``intervals`` (95 %, bootstrap over identities), ``baseline`` (same keys),
+    ``delta_intervals`` (model − baseline, paired), ``mcnemar`` (top-1 hits, model = A vs baseline = B),
+    ``per_source``/``per_species``, ``queries`` (per-query ``path``, ``identity``, ``hit1``, ``rank``) and, with
+    ``candidate_ref`` (a trained version the gate kept out of production), ``candidate`` measured the same way.
     """
+    from evaluation.intervals import bootstrap_intervals
     from evaluation.report import write_report
 
     factory = embedder_factory or _default_factory
@@ -154,23 +160,32 @@ def evaluate(
     pairs = make_pairs(frame["identity_id"].to_numpy(), seed=seed)
     if pairs.n_pos == 0:
         raise EvaluationError("no verification pairs could be formed (every identity has a single photo?)")
-    model_embedder = factory(model_ref, registry_root)
-    baseline_embedder = model_embedder if baseline_ref == model_ref else factory(baseline_ref, registry_root)
-    evaluations = []
-    for embedder in (model_embedder, baseline_embedder):
-        vectors = embed_frame(frame, embedder, cache_dir, batch_size=batch_size)
-        evaluations.append(evaluate_embeddings(frame, vectors, embedder.model_id, pairs, phash_threshold))
-    model, baseline = evaluations
+    refs = {"model": model_ref, "baseline": baseline_ref}
+    if candidate_ref is not None and candidate_ref not in (model_ref, baseline_ref):
+        refs["candidate"] = candidate_ref
+    embedders: dict[str, Embedder] = {}
+    evaluations: dict[str, ModelEvaluation] = {}
+    for name, ref in refs.items():
+        same = next((embedders[n] for n, r in refs.items() if n in embedders and r == ref), None)
+        embedders[name] = same or factory(ref, registry_root)
+        vectors = embed_frame(frame, embedders[name], cache_dir, batch_size=batch_size)
+        evaluations[name] = evaluate_embeddings(frame, vectors, embedders[name].model_id, pairs, phash_threshold)
+    model, baseline = evaluations["model"], evaluations["baseline"]
     ident = model.identification
-    if not np.array_equal(ident.query_index, baseline.identification.query_index):
-        raise EvaluationError("model and baseline were evaluated on different queries")  # protocol invariant
+    if any(not np.array_equal(ident.query_index, e.identification.query_index) for e in evaluations.values()):
+        raise EvaluationError("models were evaluated on different queries")  # protocol invariant
+    intervals = bootstrap_intervals(frame["identity_id"].to_numpy(), pairs, evaluations, n_boot=n_boot, seed=seed)
     report: dict[str, Any] = {
         **model.metrics(),
         "n_identities": int(frame["identity_id"].nunique()),
         "n_images": int(len(frame)),
         "model": model.model,
         "model_ref": str(model_ref),
-        "baseline": {**baseline.metrics(), "model": baseline.model, "model_ref": str(baseline_ref)},
+        "intervals": intervals["model"],
+        "baseline": {**baseline.metrics(), "model": baseline.model, "model_ref": str(baseline_ref),
+                     "intervals": intervals["baseline"]},
+        "delta_intervals": intervals["delta:baseline"],
+        "interval_method": {k: intervals[k] for k in ("level", "n_boot", "unit")},
         "mcnemar": mcnemar(ident.hits(1), baseline.identification.hits(1)),
         "per_source": breakdown(frame, "source", model, baseline),
         "per_species": breakdown(frame, "species", model, baseline),
@@ -191,6 +206,28 @@ def evaluate(
             for q, r, br in zip(ident.query_index, ident.ranks, baseline.identification.ranks)
         ],
     }
+    if "candidate" in evaluations:
+        candidate = evaluations["candidate"]
+        report["candidate"] = {**candidate.metrics(), "model": candidate.model, "model_ref": str(candidate_ref),
+                               "intervals": intervals["candidate"],
+                               "mcnemar_vs_baseline": mcnemar(candidate.identification.hits(1),
+                                                              baseline.identification.hits(1))}
     report = _clean(report)
     write_report(report, Path(out_dir), frame, model, baseline)
+    write_pairs(Path(out_dir) / "pairs.csv", frame, pairs, evaluations)
     return report
+
+
+def write_pairs(path: Path, frame: pd.DataFrame, pairs: Pairs, evaluations: dict[str, ModelEvaluation]) -> Path:
+    """The verification pairs the report used, one row each, with every model's cosine score, so ROC AUC and EER
+    can be recomputed by anyone (``same`` is the label)."""
+    a, b = pairs.pairs[:, 0], pairs.pairs[:, 1]
+    table = pd.DataFrame({
+        "path_a": frame["path"].to_numpy()[a], "path_b": frame["path"].to_numpy()[b],
+        "identity_a": frame["identity_id"].to_numpy()[a], "identity_b": frame["identity_id"].to_numpy()[b],
+        "same": pairs.labels,
+        **{f"score_{name}": np.round(e.verification.scores, 6) for name, e in evaluations.items()},
+    })
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    return path

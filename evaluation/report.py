@@ -20,6 +20,14 @@ HEADLINE = ("top1", "top5", "top10", "map", "roc_auc", "eer", "eer_threshold", "
 FIGURES = {"roc": "roc.png", "scores": "scores.png", "worst": "worst_false_matches.png"}
 
 
+INTERVAL_KEYS = ("top1", "top5", "map", "roc_auc", "eer")
+
+
+def _interval(intervals: dict[str, Any] | None, key: str) -> str:
+    bounds = (intervals or {}).get(key)
+    return f"[{bounds[0]:.3f}, {bounds[1]:.3f}]" if bounds else "—"
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
@@ -86,13 +94,18 @@ def write_report(
         title="worst false matches: query | wrongly matched gallery photo",
     )
 
-    headline_md, headline_html = _table(
-        ["model", *HEADLINE],
-        [
-            [labels["model"], *(report.get(k) for k in HEADLINE)],
-            [labels["baseline"], *(report["baseline"].get(k) for k in HEADLINE)],
-        ],
-    )
+    entries = [(labels["model"], report), (labels["baseline"], report["baseline"])]
+    if report.get("candidate"):
+        entries.append((f"candidate {report['candidate']['model']} (not in production)", report["candidate"]))
+    headline_md, headline_html = _table(["model", *HEADLINE], [[name, *(e.get(k) for k in HEADLINE)] for name, e in entries])
+    level = int(round(100 * report.get("interval_method", {}).get("level", 0.95)))
+    interval_header = ["model", *(f"{k} {level}% CI" for k in INTERVAL_KEYS)]
+    interval_rows = [[name, *(_interval(e.get("intervals"), k) for k in INTERVAL_KEYS)] for name, e in entries]
+    interval_rows.append(["model − baseline (paired)", *(_interval(report.get("delta_intervals"), k) for k in INTERVAL_KEYS)])
+    intervals_md, intervals_html = _table(interval_header, interval_rows)
+    method = report.get("interval_method", {})
+    intervals_note = (f"Intervals: percentile bootstrap over identities ({method.get('n_boot')} replicates). "
+                      "The verification pairs and every model's scores are in pairs.csv.")
     group_header = ["group", "n_queries", "n_identities", "top1", "top5", "top10", "map", "baseline_top1", "baseline_map"]
     groups_md, groups_html = [], []
     for key in ("per_source", "per_species"):
@@ -114,6 +127,8 @@ def write_report(
             f"# Evaluation report: {report['model']}",
             counts,
             headline_md,
+            intervals_md,
+            intervals_note,
             mc_line,
             "## Breakdown",
             *groups_md,
@@ -129,7 +144,7 @@ def write_report(
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}</style></head><body>"
         f"<h1>Evaluation report: {html.escape(str(report['model']))}</h1><p>{html.escape(counts)}</p>"
-        f"{headline_html}<p>{html.escape(mc_line)}</p><h2>Breakdown</h2>{''.join(groups_html)}<h2>Figures</h2>"
+        f"{headline_html}{intervals_html}<p>{html.escape(intervals_note)}</p><p>{html.escape(mc_line)}</p><h2>Breakdown</h2>{''.join(groups_html)}<h2>Figures</h2>"
         + "".join(f"<p><img src='{FIGURES[k]}' alt='{k}'></p>" for k in ("roc", "scores", "worst"))
         + "</body></html>"
     )

@@ -19,10 +19,9 @@ def load_dataset(spec: str, home: Path | None = None) -> pd.DataFrame:
         path = Path(spec.partition(":")[2]) if ":" in spec else Layout(home or petid_home()).table("image_manifest")
         if not path.exists():
             raise FileNotFoundError(f"no image manifest at {path}: materialize `image_manifest` first (petid demo)")
-        frame = pd.read_parquet(path)
-        if "crop_path" in frame:  # train and evaluate on the animal crop when the detector made one
-            frame["path"] = frame["crop_path"].where(frame["crop_path"].notna(), frame["path"])
-        return frame
+        from curation.frames import model_frame  # the crop when the detector made one, as in the graph
+
+        return model_frame(pd.read_parquet(path))
     from scrapers.datasets import load_catalogue  # importers live with the other ingestion code
 
     return load_catalogue(spec).to_pandas()

@@ -98,17 +98,24 @@ def print_summary(layout: Layout) -> None:
 
     print("\nIdentity statistics (photos per identity, identities in splits):")
     print(stats_markdown(pq.read_table(layout.table("identity_stats"))))
-    from training.registry import ModelRegistry
-
-    version = ModelRegistry(layout.models).resolve("latest").name
-    report_path = layout.reports / version / "report.json"
+    lineage = pq.read_table(layout.table("reid_model")).to_pylist()[0]
+    trained, production = lineage["trained_version"], lineage["production_version"]
+    print(f"\nModel {trained}: {'promoted to production' if lineage['promoted'] else 'kept out of production'}"
+          f" — {lineage['reason']}")
+    report_path = layout.reports / trained / "report.json"
     report = json.loads(report_path.read_text())
     headline = ("top1", "top5", "top10", "map", "roc_auc", "eer")
-    print(f"\nEvaluation on unseen test identities (model {version}):")
-    print("| model | " + " | ".join(headline) + " |\n|---|" + "---|" * len(headline))
-    for name, values in (("trained", report), ("baseline", report.get("baseline", {}))):
-        print(f"| {name} | " + " | ".join(f"{values.get(k, float('nan')):.3f}" for k in headline) + " |")
-    print(f"\nReport: {report_path.parent / 'report.html'}\n        {report_path}")
+    print(f"\nEvaluation on unseen test identities (production = {production}; 95 % intervals, bootstrap over animals):")
+    print("| model | " + " | ".join(headline) + " | Top-1 95% CI | EER 95% CI |\n|---|" + "---|" * (len(headline) + 2))
+    rows = [("production", report), ("frozen backbone", report.get("baseline", {}))]
+    if report.get("candidate"):
+        rows.append(("trained (not promoted)", report["candidate"]))
+    for name, values in rows:
+        cis = [values.get("intervals", {}).get(k) for k in ("top1", "eer")]
+        print(f"| {name} | " + " | ".join(f"{values.get(k, float('nan')):.3f}" for k in headline) + " | "
+              + " | ".join(f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "—" for ci in cis) + " |")
+    print(f"\nReport: {report_path.parent / 'report.html'}\n        {report_path}\n"
+          f"Pairs:  {report_path.parent / 'pairs.csv'}")
 
 
 def run_ui(args: argparse.Namespace) -> int:

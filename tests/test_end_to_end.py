@@ -53,16 +53,40 @@ def test_demo_writes_manifests_model_and_report(demo_home: Path) -> None:
     stats = pq.read_table(tables / "identity_stats.parquet").to_pandas()
     assert "total" in set(stats.source)
 
+    lineage = pq.read_table(tables / "reid_model.parquet").to_pylist()[0]
+    trained, production = lineage["trained_version"], lineage["production_version"]
+    assert production == (trained if lineage["promoted"] else lineage["baseline_version"])
+    assert lineage["baseline_version"].startswith("frozen-")
     registry = demo_home / "models"
-    aliases = json.loads((registry / "aliases.json").read_text())
-    version_dir = registry / aliases["latest"]
-    assert (version_dir / "config.json").exists()
-    report = json.loads((demo_home / "reports" / aliases["latest"] / "report.json").read_text())
-    for key in ("top1", "top5", "top10", "map", "roc_auc", "eer", "eer_threshold", "n_identities", "baseline"):
+    assert (registry / trained / "config.json").exists() and (registry / trained / "gate.json").exists()
+    report = json.loads((demo_home / "reports" / trained / "report.json").read_text())
+    for key in ("top1", "top5", "top10", "map", "roc_auc", "eer", "eer_threshold", "n_identities", "baseline",
+                "intervals", "delta_intervals"):
         assert key in report, key
+    assert report["model"] == production and report["baseline"]["model"] == lineage["baseline_version"]
     assert 0.0 <= report["top1"] <= report["top5"] <= report["top10"] <= 1.0
-    assert (demo_home / "reports" / aliases["latest"] / "report.html").exists()
-    assert any((demo_home / "index" / aliases["latest"]).iterdir())
+    for source in (report, report["baseline"]):
+        low, high = source["intervals"]["top1"]
+        assert low <= source["top1"] <= high
+    assert (demo_home / "reports" / trained / "report.html").exists()
+    assert (demo_home / "reports" / trained / "pairs.csv").exists()
+    assert any((demo_home / "index" / production).iterdir())
+
+
+def test_evaluation_and_index_use_the_version_reid_model_produced(demo_home: Path) -> None:
+    """Lineage, not aliases: a later `latest` changes nothing the graph's evaluation and index name."""
+    from dagster import AssetKey, DagsterInstance
+
+    with DagsterInstance.from_config(str(demo_home / "dagster")) as instance:
+        def metadata(key: str) -> dict:
+            return instance.get_latest_materialization_event(AssetKey(key)).asset_materialization.metadata
+
+        model = metadata("reid_model")
+        production = model["production_version"].value
+        assert metadata("evaluation_report")["model"].value == production
+        assert metadata("evaluation_report")["trained_version"].value == model["trained_version"].value
+        assert metadata("search_index")["model"].value == production
+        assert "frozen backbone" in model["validation"].value
 
 
 def test_demo_run_is_browsable_in_dagster(demo_home: Path) -> None:

@@ -7,18 +7,27 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from training.config import PRESETS
+
 
 def add_commands(sub: Any) -> None:
     train = sub.add_parser("train", help="train a re-identification model and print its version id")
     train.add_argument("--dataset", required=True, help="FORMAT:PATH (identity-folders:DIR, csv:FILE, ...) or manifest")
-    train.add_argument("--config", help="YAML TrainConfig (preset: demo|recipe plus any field)")
-    train.add_argument("--demo", action="store_true", help="start from the CPU-sized demo config")
+    train.add_argument("--config", help="YAML TrainConfig (preset: small|recipe|demo plus any field)")
+    train.add_argument("--preset", choices=PRESETS, default="auto",
+                       help="auto (default): the published recipe from 1000 training animals on, the small-data "
+                            "winner below; small | recipe | demo")
+    train.add_argument("--demo", action="store_true", help="same as --preset demo")
     train.add_argument("--epochs", type=int)
     train.add_argument("--max-steps", type=int)
     train.add_argument("--image-size", type=int)
     train.add_argument("--registry", help="registry root (default <PETID_HOME>/models)")
     train.add_argument("--val-fraction", type=float, default=0.2, help="val identities when the dataset has no split")
     train.add_argument("--force", action="store_true", help="retrain even when this version is registered")
+    train.add_argument("--cv", type=int, metavar="K",
+                       help="instead of one model: K-fold identity-disjoint cross-validation against the frozen "
+                            "backbone (prints a Markdown table; --json for the rows)")
+    train.add_argument("--json", action="store_true", help="with --cv: print the rows and summary as JSON")
     train.set_defaults(func=_train)
 
     promote = sub.add_parser("model-promote", help="point the production alias at a model version")
@@ -34,35 +43,40 @@ def _registry_root(value: str | None) -> Path:
     return Path(value) if value else Layout(petid_home()).models
 
 
-def identity_split(frame: Any, val_fraction: float = 0.2, seed: int = 0) -> Any:
-    """Add an identity-disjoint ``split`` column: the ``round(n · val_fraction)`` identities (at least 2 when there
-    are 4 or more) with the smallest seeded hash are ``val``, the rest ``train``; independent of row order."""
-    import hashlib
-
-    identities = sorted(set(map(str, frame["identity_id"])),
-                        key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())
-    n_val = round(len(identities) * val_fraction)
-    if len(identities) >= 4 and val_fraction > 0:
-        n_val = max(2, n_val)
-    val = set(identities[:n_val])
-    frame = frame.copy()
-    frame["split"] = ["val" if str(i) in val else "train" for i in frame["identity_id"]]
-    return frame
-
-
 def _train(args: argparse.Namespace) -> int:
+    import sys
+
     from petid.datasets import load_dataset
     from training.config import TrainConfig
+    from training.cv import identity_split
     from training.train import replace_config, train_model
 
-    config = TrainConfig.from_yaml(args.config) if args.config else (TrainConfig.demo() if args.demo else TrainConfig())
-    config = replace_config(config, epochs=args.epochs, max_steps=args.max_steps, image_size=args.image_size)
     frame = load_dataset(args.dataset)
     if "split" not in frame:
-        frame = identity_split(frame, args.val_fraction, config.seed)
-    result = train_model(frame, config, _registry_root(args.registry), force=args.force,
-                         log=lambda message: print(message, file=__import__("sys").stderr))
+        frame = identity_split(frame, args.val_fraction)
+    n_train = int(frame.loc[frame["split"] == "train", "identity_id"].nunique())
+    preset = "demo" if args.demo else args.preset
+    config = TrainConfig.from_yaml(args.config) if args.config else TrainConfig.preset(preset, n_identities=n_train)
+    config = replace_config(config, epochs=args.epochs, max_steps=args.max_steps, image_size=args.image_size)
+    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    if args.cv:
+        return _cross_validate(args, frame, config, log)
+    result = train_model(frame, config, _registry_root(args.registry), force=args.force, log=log)
+    print(f"{'reused' if result.reused else 'registered'} {result.version_id}; production = {result.production_id} "
+          f"({'promoted' if result.promoted else 'frozen backbone kept'})", file=sys.stderr)
     print(result.version_id)
+    return 0
+
+
+def _cross_validate(args: argparse.Namespace, frame: Any, config: Any, log: Any) -> int:
+    import json
+
+    from training.cv import cross_validate, markdown_summary, with_phash
+
+    frame = with_phash(frame.drop(columns="split"))
+    result = cross_validate(frame, {"config": config}, _registry_root(args.registry).parent / "cv", folds=args.cv,
+                            val_fraction=args.val_fraction, log=log)
+    print(json.dumps(result, indent=1) if args.json else markdown_summary(result["summary"]))
     return 0
 
 

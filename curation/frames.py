@@ -1,0 +1,27 @@
+"""The one way a curated manifest becomes the photo frame that training, evaluation and search read."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import pyarrow as pa
+
+
+def model_frame(manifest: pa.Table | pd.DataFrame, splits: Sequence[str] | None = None) -> pd.DataFrame:
+    """Manifest rows (only ``splits`` when given) with ``path`` = the detector's animal crop where it made one,
+    the full curated photo otherwise. ``photo_path`` keeps the full photo; ``sha256`` then names the file ``path``
+    points at (crops are content-addressed, ``crops/ab/<sha256>.jpg``), so a model version changes when the
+    crops do, and the embedding cache keys on what was embedded."""
+    frame = manifest.to_pandas() if isinstance(manifest, pa.Table) else manifest.copy()
+    if splits is not None and "split" in frame:
+        frame = frame[frame["split"].isin(list(splits))]
+    frame = frame.reset_index(drop=True)
+    frame["photo_path"] = frame["path"]
+    if "crop_path" in frame:
+        cropped = frame["crop_path"].notna()
+        frame.loc[cropped, "path"] = frame.loc[cropped, "crop_path"]
+        if "sha256" in frame:
+            frame["photo_sha256"] = frame["sha256"]
+            frame.loc[cropped, "sha256"] = [str(p).rsplit("/", 1)[-1].split(".")[0] for p in frame.loc[cropped, "crop_path"]]
+    return frame
