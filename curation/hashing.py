@@ -8,7 +8,11 @@ hash_size 8, highfreq_factor 4), packed into a uint64 whose most significant bit
 plane (libwebp, no loop filter, box-reduced); both give a grey image whose shorter side is about ``FAST_MIN_SIDE``
 before the usual Lanczos resize, taken from exactly the region that covers the photo. That changes a few bits
 relative to a full decode (measured by ``bench/curation.py`` and the tests); ``fast=False`` decodes fully and
-matches imagehash on the file exactly.
+matches imagehash on the file exactly — except for wide greyscale images (16-bit, 32-bit integer, float), which
+imagehash's ``convert("L")`` clips to white: they are scaled to 8 bits first (``curation.inputs.to_8bit``).
+
+Inputs are read defensively (``curation.inputs``): only regular files up to ``max_bytes`` (FIFOs, devices and
+oversized files get an error row, never a hang), and images above ``max_pixels`` are refused from their header.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pyarrow as pa
 
+from curation.inputs import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, InputRefused, check_pixels, printable, read_regular,
+                             to_8bit)
 from petid.errors import UserError
 
 HASH_SIZE = 8
@@ -90,7 +96,7 @@ def hash_pil_images(images: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """(phash, dhash) uint64 arrays for PIL images, exactly as ``imagehash.phash`` / ``imagehash.dhash`` would."""
     if not images:
         return np.empty(0, np.uint64), np.empty(0, np.uint64)
-    small = [_resized(Gray(img.convert("L"))) for img in images]
+    small = [_resized(Gray(to_8bit(img).convert("L"))) for img in images]
     return phash_pixels(np.stack([s[0] for s in small])), dhash_pixels(np.stack([s[1] for s in small]))
 
 
@@ -104,44 +110,56 @@ def to_hex(value: int) -> str:
     return f"{int(value):016x}"
 
 
-def load_gray(data: bytes, fast: bool = True, min_side: int = FAST_MIN_SIDE) -> Gray:
+def load_gray(
+    data: bytes, fast: bool = True, min_side: int = FAST_MIN_SIDE, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Gray:
     """The grey image of encoded ``data`` to hash; with ``fast`` a reduced decode (JPEG draft, reduced WebP luma)
-    whose shorter side is about ``min_side``. Raises ``HashError`` naming the problem when the bytes do not decode."""
+    whose shorter side is about ``min_side``. Wide greyscale modes are scaled to 8 bits (``to_8bit``). Raises
+    ``HashError`` naming the problem when the bytes do not decode or the header claims more than ``max_pixels``."""
     from PIL import Image
 
     if fast and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        reduced = _webp_luma(data, min_side)
+        reduced = _webp_luma(data, min_side, max_pixels)
         if reduced is not None:
             luma, box = reduced
             return Gray(Image.fromarray(luma, "L"), box)
     try:
         img = Image.open(io.BytesIO(data))
+        check_pixels(img, max_pixels)
         box = None
         if fast and img.format == "JPEG":
             drafted = img.draft("L", (min_side, min_side))
             box = drafted[1] if drafted else None
-        return Gray(img.convert("L"), box)
+        gray = to_8bit(img)
+        gray.load()  # decode errors are reported here, as HashError
+        return Gray(gray if gray.mode == "L" else gray.convert("L"), box)  # convert("L") of an L image copies it
+    except InputRefused as exc:
+        raise HashError(str(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - reported per file with its message
         raise HashError(f"{type(exc).__name__}: {exc}") from exc
 
 
-def hash_file(path: str | os.PathLike[str], fast: bool = True) -> tuple[int, int]:
-    """(phash, dhash) of one file as Python ints."""
-    with open(path, "rb") as fh:
-        p, d = _resized(load_gray(fh.read(), fast))
+def hash_file(
+    path: str | os.PathLike[str], fast: bool = True, max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[int, int]:
+    """(phash, dhash) of one file as Python ints (``InputRefused`` for a non-regular or oversized file)."""
+    p, d = _resized(load_gray(read_regular(path, max_bytes), fast, max_pixels=max_pixels))
     return int(phash_pixels(p[None])[0]), int(dhash_pixels(d[None])[0])
 
 
-def _hash_chunk(args: tuple[list[str], bool]) -> list[tuple[int | None, int | None, str | None]]:
-    paths, fast = args
+def _hash_chunk(args: tuple[list[str], bool, int, int]) -> list[tuple[int | None, int | None, str | None]]:
+    paths, fast, max_bytes, max_pixels = args
     small_p, small_d, ok, errors = [], [], [], [None] * len(paths)
     for i, path in enumerate(paths):
         try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-            p, d = _resized(load_gray(data, fast))
+            data = read_regular(path, max_bytes)
+            p, d = _resized(load_gray(data, fast, max_pixels=max_pixels))
+        except InputRefused as exc:  # names the path already
+            errors[i] = printable(str(exc))
+            continue
         except (OSError, HashError) as exc:
-            errors[i] = f"{path}: {exc}"
+            errors[i] = printable(f"{path}: {exc}")
             continue
         small_p.append(p)
         small_d.append(d)
@@ -154,10 +172,12 @@ def _hash_chunk(args: tuple[list[str], bool]) -> list[tuple[int | None, int | No
     return out
 
 
-def _iter_hashes(paths: Sequence[str], workers: int, fast: bool) -> Iterator[tuple[int | None, int | None, str | None]]:
+def _iter_hashes(
+    paths: Sequence[str], workers: int, fast: bool, max_bytes: int, max_pixels: int
+) -> Iterator[tuple[int | None, int | None, str | None]]:
     # Small inputs get smaller chunks so every worker stays busy to the end.
     size = max(4, min(CHUNK_SIZE, -(-len(paths) // (4 * workers))))
-    tasks = ((list(paths[s : s + size]), fast) for s in range(0, len(paths), size))
+    tasks = ((list(paths[s : s + size]), fast, max_bytes, max_pixels) for s in range(0, len(paths), size))
     if workers <= 1 or len(paths) <= size:
         for task in tasks:
             yield from _hash_chunk(task)
@@ -171,11 +191,20 @@ def _iter_hashes(paths: Sequence[str], workers: int, fast: bool) -> Iterator[tup
         yield from results
 
 
-def hash_images(paths: Sequence[str | os.PathLike[str]], workers: int | None = None, fast: bool = True) -> pa.Table:
+def hash_images(
+    paths: Sequence[str | os.PathLike[str]],
+    workers: int | None = None,
+    fast: bool = True,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> pa.Table:
     """pHash and dHash (uint64) of every file, in input order: columns ``path``, ``phash``, ``dhash``, ``error``.
 
-    A file that cannot be read or decoded gets null hashes and its message in ``error`` (never dropped, so the
-    result lines up row for row with ``paths``). ``fast=False`` disables the reduced decoding shortcuts.
+    A file that cannot be read or decoded — not a regular file, over ``max_bytes`` bytes or ``max_pixels`` pixels,
+    undecodable — gets null hashes and its message in ``error`` (never dropped, so the result lines up row for row
+    with ``paths``). ``fast=False`` disables the reduced decoding shortcuts. A path that is not valid UTF-8 (a
+    surrogate-escaped file name) appears in ``path`` with its odd bytes as ``\\xff`` escapes (Arrow strings are
+    UTF-8); match rows by position, not by that text.
     """
     from curation.images import default_workers
 
@@ -185,7 +214,7 @@ def hash_images(paths: Sequence[str | os.PathLike[str]], workers: int | None = N
     dhashes = np.zeros(len(paths), np.uint64)
     failed = np.zeros(len(paths), bool)
     errors: dict[int, str] = {}
-    for row, (p, d, e) in enumerate(_iter_hashes(paths, workers, fast)):
+    for row, (p, d, e) in enumerate(_iter_hashes(paths, workers, fast, max_bytes, max_pixels)):
         if e is None:
             phashes[row], dhashes[row] = p, d
         else:
@@ -193,7 +222,7 @@ def hash_images(paths: Sequence[str | os.PathLike[str]], workers: int | None = N
             errors[row] = e
     mask = failed
     return pa.Table.from_arrays(
-        [pa.array(paths, pa.string()), pa.array(phashes, pa.uint64(), mask=mask),
+        [pa.array([printable(p) for p in paths], pa.string()), pa.array(phashes, pa.uint64(), mask=mask),
          pa.array(dhashes, pa.uint64(), mask=mask), pa.array([errors.get(r) for r in range(len(paths))], pa.string())],
         schema=HASH_SCHEMA,
     )
@@ -277,10 +306,12 @@ def webp_available() -> bool:
     return _webp_library() is not None
 
 
-def _webp_luma(data: bytes, min_side: int = 64) -> tuple[np.ndarray, tuple[float, float, float, float]] | None:
+def _webp_luma(
+    data: bytes, min_side: int = 64, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, tuple[float, float, float, float]] | None:
     """Grey (ITU-R 601 full-range) image of a still WebP, box-reduced so its shorter side is at least ``min_side``,
-    and the region of it that covers the photo; ``None`` when libwebp is unavailable, the file is animated, or
-    decoding fails.
+    and the region of it that covers the photo; ``None`` when libwebp is unavailable, the file is animated or
+    larger than ``max_pixels`` (Pillow then reports it), or decoding fails.
 
     libwebp decodes at full size into our own planes (U and V share one scratch buffer: we never read them), with
     no loop filter and no chroma upsampling. Its in-decoder rescaler would also rescale the chroma planes and costs
@@ -296,7 +327,7 @@ def _webp_luma(data: bytes, min_side: int = 64) -> tuple[np.ndarray, tuple[float
     if lib.WebPGetFeaturesInternal(data, len(data), ctypes.byref(config.input), abi) != 0:
         return None
     width, height = config.input.width, config.input.height
-    if config.input.has_animation or width <= 0 or height <= 0:
+    if config.input.has_animation or width <= 0 or height <= 0 or width * height > max_pixels:
         return None
     luma = np.empty((height, width), np.uint8)
     chroma = np.empty(((height + 1) // 2, (width + 1) // 2), np.uint8)

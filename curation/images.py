@@ -2,9 +2,15 @@
 
 Every input ends up either in ``images`` (converted) or in ``rejected`` (with a short reason code): nothing is dropped
 silently. The output file is keyed by the sha256 of the *source bytes*, so a re-run finds it and skips the decode and
-the encode (only the source is re-read and hashed). Changing ``ImageOptions`` does not redo existing outputs: use a
-new ``out_dir`` for that. Work is spread over worker processes in chunks; the parent only
+the encode (only the source is re-read and hashed) — provided the existing output is intact (its header parses and a
+JPEG ends with its end-of-image marker); a damaged output is converted again. Changing ``ImageOptions`` does not redo
+existing outputs: use a new ``out_dir`` for that. Work is spread over worker processes in chunks; the parent only
 ever holds small per-row metadata, never pixels.
+
+Sources are read defensively (``curation.inputs``): only regular files up to ``max_bytes``, images above
+``max_pixels`` refused from their header, and wide greyscale images (16-bit, 32-bit integer, float) scaled to 8 bits
+a strip of rows at a time (a 7000x7000 16-bit PNG converts in well under 400 MB). ``hash_curated`` hashes the
+curated files and re-converts, from their sources, any that fail to decode.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import warnings
 from array import array
 from collections import deque
@@ -26,6 +33,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curation.inputs import DANGLING, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, InputRefused, read_regular, to_8bit
+from curation.inputs import NOT_A_FILE, TOO_LARGE  # noqa: F401 - reason codes of the rejected table too
 from petid.paths import atomic_write_bytes, content_path
 
 # Reason codes of the rejected table.
@@ -37,6 +46,7 @@ DECOMPRESSION_BOMB = "decompression_bomb"
 MISSING_FILE = "missing_file"
 DECODE_ERROR = "decode_error"
 DUPLICATE_IN_IDENTITY = "duplicate_in_identity"
+# and NOT_A_FILE ("not_a_file": FIFO, device, directory...), TOO_LARGE ("too_large": over max_bytes) from inputs.
 
 REJECTED_SCHEMA = pa.schema(
     [
@@ -64,13 +74,15 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class ImageOptions:
-    """Conversion settings. ``max_pixels`` is the decompression-bomb limit (checked from the header, before decoding)."""
+    """Conversion settings. ``max_pixels`` is the decompression-bomb limit (checked from the header, before decoding);
+    ``max_bytes`` the largest source file read."""
 
     jpeg_quality: int = 90
     min_side: int = 64
-    max_pixels: int = 50_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS
     background: tuple[int, int, int] = (255, 255, 255)  # alpha is composited on this colour
     chunk_size: int = 32  # rows per worker task
+    max_bytes: int = DEFAULT_MAX_BYTES
 
 
 def image_id_for(identity_id: str, sha256: str) -> str:
@@ -85,8 +97,8 @@ class _Reject(Exception):
 
 
 def _to_rgb(img: Any, background: tuple[int, int, int]) -> Any:
-    """RGB copy of ``img``: alpha (RGBA, LA, palette transparency) composited on ``background``; CMYK, 16-bit, float
-    and palette images converted."""
+    """RGB version of ``img`` (``img`` itself when already RGB): alpha (RGBA, LA, palette transparency) composited on
+    ``background``; CMYK, palette and wide greyscale (16-bit, 32-bit integer, float: ``to_8bit``) converted."""
     from PIL import Image
 
     if img.mode == "P" and "transparency" in img.info or img.mode in ("PA", "LA", "La", "RGBa"):
@@ -95,12 +107,7 @@ def _to_rgb(img: Any, background: tuple[int, int, int]) -> Any:
         canvas = Image.new("RGB", img.size, background)
         canvas.paste(img, mask=img.getchannel("A"))
         return canvas
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        import numpy as np
-
-        arr = np.asarray(img, dtype=np.float64)
-        hi = float(arr.max()) or 1.0
-        img = Image.fromarray((np.clip(arr / hi, 0, 1) * 255).round().astype(np.uint8), "L")
+    img = to_8bit(img)
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
@@ -124,7 +131,9 @@ def _convert(data: bytes, options: ImageOptions) -> tuple[bytes, int, int, str]:
         raise _Reject(DECOMPRESSION_BOMB, f"{width}x{height} = {width * height} pixels > limit {options.max_pixels}")
     try:
         img.load()  # first frame for animations
-        img = ImageOps.exif_transpose(img)
+        if img.getexif().get(0x0112, 1) != 1:  # exif_transpose without an orientation would copy the image
+            ImageOps.exif_transpose(img, in_place=True)
+        img = to_8bit(img)  # drops a wide (16-bit...) original before the RGB copy exists
         rgb = _to_rgb(img, options.background)
     except Image.DecompressionBombError as exc:
         raise _Reject(DECOMPRESSION_BOMB, str(exc)) from exc
@@ -139,28 +148,74 @@ def _convert(data: bytes, options: ImageOptions) -> tuple[bytes, int, int, str]:
     return out.getvalue(), rgb.size[0], rgb.size[1], fmt
 
 
-def _process_one(src: str, out_dir: str, options: ImageOptions) -> dict[str, Any]:
-    """Result dict for one source file: either {sha256, path, width, height, src_format, reused} or {reason, detail}."""
-    from PIL import Image
-
+def _read_source(src: str, options: ImageOptions) -> bytes | dict[str, str]:
+    """The source's bytes, or the {reason, detail} of why it cannot be used."""
     try:
-        with open(src, "rb") as fh:
-            data = fh.read()
+        data = read_regular(src, options.max_bytes)
     except FileNotFoundError:
         return {"reason": MISSING_FILE, "detail": f"no such file: {src}"}
+    except InputRefused as exc:
+        return {"reason": MISSING_FILE if exc.reason == DANGLING else exc.reason, "detail": str(exc)}
     except OSError as exc:
         return {"reason": MISSING_FILE, "detail": f"cannot read {src}: {exc}"}
     if not data:
         return {"reason": ZERO_BYTES, "detail": f"{src} is empty"}
+    return data
+
+
+def _inspect(path: str | os.PathLike[str]) -> tuple[tuple[int, int] | None, str | None]:
+    """((width, height), None) when ``path`` looks like a complete image, else (None, why not). Cheap: the header is
+    parsed and a JPEG must end with its end-of-image marker (a truncated file does not); other formats are
+    ``verify()``-ed (PNG chunk CRCs). Nothing is decoded."""
+    from PIL import Image
+
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            return None, "not a regular file"
+        if st.st_size == 0:
+            return None, "empty file"
+        with open(path, "rb") as fh:
+            if fh.read(3) == b"\xff\xd8\xff":
+                fh.seek(max(0, st.st_size - 64))
+                if not fh.read().rstrip(b"\x00").endswith(b"\xff\xd9"):
+                    return None, "truncated JPEG (no end-of-image marker)"
+            fh.seek(0)
+            with Image.open(fh) as img:
+                size = img.size
+                if img.format != "JPEG":
+                    img.verify()
+    except FileNotFoundError:
+        return None, "missing"
+    except Exception as exc:  # noqa: BLE001 - any failure to parse means the file is not usable
+        return None, f"cannot be read as an image: {type(exc).__name__}: {exc}"
+    return size, None
+
+
+def image_ok(path: str | os.PathLike[str]) -> str | None:
+    """``None`` when ``path`` is an intact-looking image file (see ``_inspect``: cheap, no decode); else why not."""
+    return _inspect(path)[1]
+
+
+def _process_one(src: str, out_dir: str, options: ImageOptions) -> dict[str, Any]:
+    """Result dict for one source file: either {sha256, path, width, height, src_format, reused} or {reason, detail}."""
+    from PIL import Image
+
+    data = _read_source(src, options)
+    if isinstance(data, dict):
+        return data
     sha = hashlib.sha256(data).hexdigest()
     target = content_path(out_dir, sha, ".jpg")
-    if target.exists():  # converted by an earlier run: read two headers, no decode or encode
-        try:
-            with Image.open(target) as done, Image.open(io.BytesIO(data)) as original:
-                return {"sha256": sha, "path": str(target), "width": done.size[0], "height": done.size[1],
-                        "src_format": original.format or "unknown", "reused": True}
-        except Exception:  # noqa: BLE001 - a damaged cached output is simply redone
-            target.unlink(missing_ok=True)
+    if target.exists():  # converted by an earlier run: two headers and the end marker, no decode or encode
+        size, problem = _inspect(target)
+        if problem is None:
+            try:
+                with Image.open(io.BytesIO(data)) as original:
+                    return {"sha256": sha, "path": str(target), "width": size[0], "height": size[1],
+                            "src_format": original.format or "unknown", "reused": True}
+            except Exception:  # noqa: BLE001 - the source no longer parses: _convert below reports why
+                pass
+        target.unlink(missing_ok=True)  # a damaged earlier output is simply redone
     try:
         jpeg, width, height, fmt = _convert(data, options)
     except _Reject as rej:
@@ -169,12 +224,18 @@ def _process_one(src: str, out_dir: str, options: ImageOptions) -> dict[str, Any
     return {"sha256": sha, "path": str(target), "width": width, "height": height, "src_format": fmt, "reused": False}
 
 
-def _process_chunk(args: tuple[list[tuple[str, str]], str, ImageOptions]) -> list[dict[str, Any]]:
+def _decoder_settings(options: ImageOptions) -> None:
     from PIL import Image, ImageFile
 
-    items, out_dir, options = args
     Image.MAX_IMAGE_PIXELS = options.max_pixels  # also guards decoders that allocate before our header check
     ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file must fail, whatever the parent process set
+
+
+def _process_chunk(args: tuple[list[tuple[str, str]], str, ImageOptions]) -> list[dict[str, Any]]:
+    from PIL import Image
+
+    items, out_dir, options = args
+    _decoder_settings(options)
     results = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -231,7 +292,8 @@ def process_images(
     ``src_path``, ``image_id``, ``sha256`` (of the source bytes), ``width``, ``height``, ``src_format``; its schema
     metadata ``petid.process_images`` holds JSON counts (``converted``, ``reused``, ``rejected``). ``rejected`` has
     ``identity_id, source, src_path, reason, detail``; reasons: zero_bytes, truncated, not_an_image, too_small,
-    decompression_bomb, missing_file, decode_error, duplicate_in_identity (the same bytes twice under one identity).
+    decompression_bomb, missing_file, decode_error, not_a_file (FIFO, device...), too_large (over ``max_bytes``),
+    duplicate_in_identity (the same bytes twice under one identity).
     """
     missing = {"identity_id", "source", "path"} - set(catalogue.column_names)
     if missing:
@@ -309,3 +371,65 @@ def process_stats(images: pa.Table) -> dict[str, int]:
     if not raw:
         return {}
     return {k: v for k, v in json.loads(raw).items() if isinstance(v, int)}
+
+
+RECONVERTED_METADATA_KEY = b"petid.reconverted"
+
+
+def _reconvert(src: str | None, target: str, sha256: str | None, options: ImageOptions) -> str | None:
+    """Convert ``src`` again into ``target`` (overwriting it); ``None`` on success, else ``reason: detail``."""
+    if not src:
+        return "missing_file: no src_path"
+    data = _read_source(src, options)
+    if isinstance(data, dict):
+        return f"{data['reason']}: {data['detail']}"
+    if sha256 and hashlib.sha256(data).hexdigest() != sha256:
+        return f"source_changed: {src} no longer has sha256 {sha256}"
+    _decoder_settings(options)
+    try:
+        jpeg, _, _, _ = _convert(data, options)
+    except _Reject as rej:
+        return f"{rej.reason}: {rej.detail}"
+    atomic_write_bytes(target, jpeg)
+    return None
+
+
+def hash_curated(
+    images: pa.Table, options: ImageOptions = ImageOptions(), workers: int | None = None, fast: bool = True
+) -> pa.Table:
+    """``curation.hashing.hash_images`` of the curated ``path``s of ``images`` (``process_images`` output), except
+    that a file that fails to hash is converted again from its ``src_path`` (when the source still has the same
+    ``sha256``) and hashed again. Rows line up with ``images``; a row that still fails keeps null hashes and an
+    ``error`` saying why the re-conversion failed too. The schema metadata ``petid.reconverted`` counts the files
+    that were redone."""
+    from curation.hashing import hash_images
+
+    if "path" not in images.column_names:
+        raise ValueError("images table lacks column 'path'")
+    paths = images.column("path").to_pylist()
+    hashes = hash_images(paths, workers=workers, fast=fast, max_bytes=options.max_bytes, max_pixels=options.max_pixels)
+    failed = [r for r, e in enumerate(hashes.column("error").to_pylist()) if e is not None]
+    redone = 0
+    if failed:
+        srcs = images.column("src_path").to_pylist() if "src_path" in images.column_names else [None] * len(paths)
+        shas = images.column("sha256").to_pylist() if "sha256" in images.column_names else [None] * len(paths)
+        errors = hashes.column("error").to_pylist()
+        problems = {r: _reconvert(srcs[r], paths[r], shas[r], options) for r in failed}
+        retry = [r for r in failed if problems[r] is None]
+        phash, dhash = hashes.column("phash").to_pylist(), hashes.column("dhash").to_pylist()
+        if retry:
+            again = hash_images([paths[r] for r in retry], workers=1, fast=fast, max_bytes=options.max_bytes,
+                                max_pixels=options.max_pixels)
+            for r, p, d, e in zip(retry, again.column("phash").to_pylist(), again.column("dhash").to_pylist(),
+                                  again.column("error").to_pylist()):
+                phash[r], dhash[r], errors[r] = p, d, e
+                redone += e is None
+        for r in failed:
+            if problems[r] is not None:
+                errors[r] = f"{errors[r]}; re-conversion failed: {problems[r]}"
+        hashes = pa.table({"path": hashes.column("path"), "phash": pa.array(phash, pa.uint64()),
+                           "dhash": pa.array(dhash, pa.uint64()), "error": pa.array(errors, pa.string())},
+                          schema=hashes.schema)
+    metadata = dict(hashes.schema.metadata or {})
+    metadata[RECONVERTED_METADATA_KEY] = str(redone).encode()
+    return hashes.replace_schema_metadata(metadata)
