@@ -38,15 +38,34 @@ def no_identity_in_two_splits(table: pa.Table) -> CheckOutcome:
     )
 
 
-def manifest_paths_exist(table: pa.Table, columns: Sequence[str] = ("path", "crop_path")) -> CheckOutcome:
-    """Every non-null path in ``columns`` (those present) exists on disk."""
+def manifest_paths_exist(
+    table: pa.Table, columns: Sequence[str] = ("path", "crop_path"), verify: bool = True
+) -> CheckOutcome:
+    """Every non-null path in ``columns`` (those present) exists on disk and, with ``verify``, is an intact image
+    file: its header parses and a JPEG ends with its end-of-image marker (what a truncated copy lacks; other formats
+    are ``verify()``-ed). Nothing is decoded, so the check stays cheap: one header and the last bytes per file."""
+    from curation.images import image_ok
+
     present = [c for c in columns if c in table.column_names]
     paths = [p for c in present for p in table.column(c).to_pylist() if p is not None]
-    missing = [p for p in paths if not os.path.exists(p)]
+    missing: list[str] = []
+    unreadable: list[str] = []
+    for p in paths:
+        if not os.path.exists(p):
+            missing.append(p)
+        elif verify and (problem := image_ok(p)) is not None:
+            unreadable.append(f"{p}: {problem}")
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} of {len(paths)} files are missing")
+    if unreadable:
+        problems.append(f"{len(unreadable)} of {len(paths)} files are unreadable (truncated or not an image)")
+    intact = " and are intact images" if verify else ""
     return CheckOutcome(
-        not missing,
-        f"{len(missing)} of {len(paths)} files are missing" if missing else f"all {len(paths)} files exist",
-        {"checked": len(paths), "missing": len(missing), "columns": present, "examples": missing[:_EXAMPLES]},
+        not problems,
+        "; ".join(problems) if problems else f"all {len(paths)} files exist{intact}",
+        {"checked": len(paths), "missing": len(missing), "unreadable": len(unreadable), "columns": present,
+         "examples": (missing + unreadable)[:_EXAMPLES]},
     )
 
 

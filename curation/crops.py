@@ -25,7 +25,7 @@ import pyarrow as pa
 from PIL import Image, ImageOps
 
 from petid.errors import UserError
-from petid.paths import store_content
+from petid.paths import atomic_write_bytes, content_path, sha256_bytes
 
 COCO_CLASSES = {15: "cat", 16: "dog"}  # COCO ids of the only classes we keep
 CROP_STATUSES = ("cropped", "no_detection", "species_mismatch", "too_small", "disabled")
@@ -214,7 +214,14 @@ def _write_crop(path: str, box: Sequence[float], margin: float, out_dir: Path) -
         raise CropError(f"cannot read image for cropping: {path}: {exc}") from exc
     buf = io.BytesIO()
     region.save(buf, format="JPEG", quality=CROP_QUALITY)
-    _, crop_path = store_content(out_dir, buf.getvalue(), ".jpg")
+    data = buf.getvalue()
+    crop_path = content_path(out_dir, sha256_bytes(data), ".jpg")
+    try:
+        intact = crop_path.stat().st_size == len(data)  # a truncated earlier copy is rewritten, not trusted
+    except FileNotFoundError:
+        intact = False
+    if not intact:
+        atomic_write_bytes(crop_path, data)
     return str(crop_path)
 
 

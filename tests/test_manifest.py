@@ -23,6 +23,19 @@ from curation.manifest import (
 )
 
 
+def _tiny_jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (120, 80, 40)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+_TINY_JPEG = _tiny_jpeg()
+
+
 def _images(tmp_path: Path, photos: dict[str, int]) -> pa.Table:
     """A part-A style deduplicated images table: catalogue columns + curated path, ids, hashes."""
     rows = []
@@ -31,7 +44,7 @@ def _images(tmp_path: Path, photos: dict[str, int]) -> pa.Table:
         for pos in range(n):
             image_id = f"{identity_id}-{pos}".replace(":", "_")
             path = tmp_path / f"{image_id}.jpg"
-            path.write_bytes(b"jpeg")
+            path.write_bytes(_TINY_JPEG)  # a real (tiny) JPEG: the paths check verifies files are intact
             rows.append(
                 {
                     "identity_id": identity_id, "source": source, "species": "cat" if "c" in identity_id else "dog",
