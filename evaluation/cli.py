@@ -31,14 +31,26 @@ def _cache(args: argparse.Namespace) -> Path | None:
 def _load(spec: str, test_only: bool):
     from petid.datasets import load_dataset
 
-    frame = load_dataset(spec)
+    from petid.errors import UserError
+
+    frame = load_dataset(spec)  # a missing folder or unknown format raises a UserError: one line, exit 2
     if test_only and (spec == "manifest" or spec.startswith("manifest:")):
         if "split" not in frame:
-            raise SystemExit(f"{spec}: the manifest has no 'split' column")
+            raise UserError(f"{spec}: the manifest has no 'split' column")
         frame = frame[frame["split"] == "test"]
         if frame.empty:
-            raise SystemExit(f"{spec}: the manifest has no test split to evaluate")
+            raise UserError(f"{spec}: the manifest has no test split to evaluate")
     return frame
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _embedder(args: argparse.Namespace):
@@ -115,16 +127,15 @@ def cmd_index_build(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from evaluation.plots import contact_sheet
-    from evaluation.search import SearchError, SearchIndex
+    from evaluation.search import SearchIndex, check_query_photo
 
-    try:
-        index = SearchIndex.load(args.index, backend=args.backend, registry_root=_registry(args))
-        results = index.query(args.photo, top_k=args.top_k, species=args.species, kind=args.kind, since=args.since,
-                              until=args.until)
-    except (SearchError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    sheet = Path(args.sheet) if args.sheet else Path(tempfile.gettempdir()) / "petid-search" / f"{Path(args.photo).stem}.png"
+    check_query_photo(args.photo)  # SearchError (a UserError): one line, exit 2, before the index is loaded
+    index = SearchIndex.load(args.index, backend=args.backend, registry_root=_registry(args))
+    results = index.query(args.photo, top_k=args.top_k, species=args.species, kind=args.kind, since=args.since,
+                          until=args.until)
+    # Never a fixed name in the shared temp folder (a planted symlink there would be followed): a fresh private
+    # (0700) folder per run unless --sheet names the file.
+    sheet = Path(args.sheet) if args.sheet else Path(tempfile.mkdtemp(prefix="petid-search-")) / f"{Path(args.photo).stem}.png"
     contact_sheet(
         [([args.photo, r["best_photo"]], f"{r['rank']}. {r['identity_id']} {r['score']:.3f} {r['kind'] or ''} "
           f"{r['date'] or ''}") for r in results],
@@ -148,7 +159,7 @@ def _common(parser: argparse.ArgumentParser, model: bool = True) -> None:
     parser.add_argument("--registry", help="model registry (default $PETID_HOME/models)")
     parser.add_argument("--cache", help="embedding cache folder (default $PETID_HOME/cache/embeddings)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=_positive_int, default=32)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -186,13 +197,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="find the animal in a photo: one row per candidate, plus a contact sheet")
     p.add_argument("photo")
     p.add_argument("--index", required=True, help="index folder from `petid index build`")
-    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--top-k", type=_positive_int, default=10, help="candidate animals to return (default 10)")
     p.add_argument("--species", choices=("cat", "dog", "other"))
     p.add_argument("--kind", choices=("lost", "found"), help="kind of listing to return (found a pet: --kind lost)")
     p.add_argument("--since", help="only animals listed on/after this ISO date (undated ones are kept)")
     p.add_argument("--until", help="only animals listed on/before this ISO date")
     p.add_argument("--backend", choices=("auto", "exact", "binary", "usearch"), help="override the index's backend")
-    p.add_argument("--sheet", help="contact-sheet PNG path (default: a temp folder)")
+    p.add_argument("--sheet", help="contact-sheet PNG path (default: a new private folder in the temp folder)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--registry", help="model registry (default $PETID_HOME/models)")
     p.set_defaults(func=cmd_search)

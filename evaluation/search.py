@@ -118,6 +118,28 @@ def build_index(
     return info
 
 
+def check_query_photo(photo: str | os.PathLike[str]) -> None:
+    """Raise ``SearchError`` naming the problem unless ``photo`` is a file Pillow decodes (a JPEG at 1/8 scale:
+    every byte of it is still read, so a truncated one fails here, not inside the model)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not os.path.exists(photo):
+        raise SearchError(f"query photo not found: {photo}")
+    if not os.path.isfile(photo):
+        raise SearchError(f"query photo {photo} is not a file")
+    try:
+        with Image.open(photo) as img:
+            if img.format == "JPEG":
+                img.draft("RGB", (max(1, img.size[0] // 8), max(1, img.size[1] // 8)))
+            img.load()
+    except UnidentifiedImageError as exc:
+        raise SearchError(f"query photo {photo} is not an image (Pillow cannot identify it)") from exc
+    except Image.DecompressionBombError as exc:
+        raise SearchError(f"query photo {photo} is too large: {exc}") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise SearchError(f"query photo {photo} cannot be decoded: {exc}") from exc
+
+
 def _iso_date(value: str | dt.date | None, name: str) -> str | None:
     if value is None:
         return None
@@ -180,9 +202,9 @@ class SearchIndex:
         return cls(directory, vectors, photos, identities, info, engine, embedder, registry_root)
 
     def embed_photo(self, photo: str | os.PathLike[str]) -> np.ndarray:
-        """The query photo's embedding with the index's model (loaded on first use)."""
-        if not os.path.isfile(photo):
-            raise SearchError(f"query photo not found: {photo}")
+        """The query photo's embedding with the index's model (loaded on first use); ``SearchError`` for a missing,
+        non-image or undecodable photo."""
+        check_query_photo(photo)
         if self._embedder is None:
             self._embedder = _load_embedder(self.info["model_ref"], self.registry_root)
         if self._embedder.model_id != self.info["model"]:
@@ -216,6 +238,8 @@ class SearchIndex:
         """Best ``top_k`` animals for a query vector or photo path: ``rank``, ``identity_id``, ``score``,
         ``best_photo`` (its best-matching photo), ``photo_score``-ordered metadata ``source``, ``species``, ``kind``,
         ``date``, ``url``, ``n_photos``."""
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+            raise SearchError(f"top_k must be a positive integer, got {top_k!r}")
         if kind is not None and kind not in ("lost", "found"):
             raise SearchError(f"kind must be 'lost' or 'found', got {kind!r}")
         since_iso, until_iso = _iso_date(since, "since"), _iso_date(until, "until")
@@ -273,4 +297,4 @@ def top_k_finite(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx[keep], vals[keep]
 
 
-__all__ = ["SearchIndex", "SearchError", "build_index", "ExactBackend", "UsearchBackend", "BinaryRerankBackend"]
+__all__ = ["SearchIndex", "SearchError", "build_index", "check_query_photo", "ExactBackend", "UsearchBackend", "BinaryRerankBackend"]
