@@ -115,16 +115,28 @@ WORK_MB = 300  # peak RSS above that interpreter's baseline: what converting or 
 _MEASURE = """
 import json, resource, sys, tempfile
 what, path = sys.argv[1], sys.argv[2]
+
+
+def peak_kb():
+    # VmHWM is this address space's own high-water mark. ru_maxrss alone is not: Linux carries it over from the
+    # parent across fork + exec, so a child of a large pytest process would start at the parent's peak.
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 from PIL import Image
 import numpy, pyarrow, scipy.fftpack
 from curation.hashing import hash_images
 from curation.images import ImageOptions, process_images
 from petid.records import catalogue_table
 catalogue = catalogue_table([{"identity_id": "t:1", "source": "t", "path": path, "position": 0}])
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the interpreter with every library loaded
+base = peak_kb()  # the interpreter with every library loaded
 if what == "convert":
     images, rejected = process_images(catalogue, tempfile.mkdtemp(), workers=1)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_kb()
     result = {"accepted": images.num_rows, "rejected": rejected.column("reason").to_pylist()}
     if images.num_rows:
         with Image.open(images.column("path")[0].as_py()) as out:
@@ -133,7 +145,7 @@ if what == "convert":
             result["mean"] = float(numpy.asarray(out.convert("L")).mean())
 else:
     table = hash_images([path], workers=1, fast=what == "fast")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_kb()
     result = {"error": table.column("error")[0].as_py(), "dhash": table.column("dhash")[0].as_py()}
 print(json.dumps({**result, "base_mb": base / 1024, "peak_mb": peak / 1024}))
 """
