@@ -74,14 +74,17 @@ def images(
     )
 
 
-@asset(group_name="curation", kinds={"python"}, code_version="1")
+@asset(group_name="curation", kinds={"python"}, code_version="2")
 def image_hashes(context: AssetExecutionContext, config: ImageConfig, images: pa.Table) -> Output[pa.Table]:
-    """64-bit pHash and dHash of every curated image (the ``imagehash`` algorithms, fast decoding)."""
-    from curation.hashing import hash_images
+    """64-bit pHash and dHash of every curated image (the ``imagehash`` algorithms, fast decoding); a curated file
+    that no longer decodes (truncated on disk) is converted again from its raw capture and hashed again."""
+    from curation.images import ImageOptions, hash_curated
 
-    hashes = hash_images(images.column("path").to_pylist(), workers=config.workers)
+    options = ImageOptions(jpeg_quality=config.jpeg_quality, min_side=config.min_side, max_pixels=config.max_pixels)
+    hashes = hash_curated(images, options=options, workers=config.workers)
+    reconverted = int((hashes.schema.metadata or {}).get(b"petid.reconverted", b"0"))
     hashes = hashes.append_column("image_id", images.column("image_id"))
-    return Output(hashes, metadata={"hashed": hashes.num_rows})
+    return Output(hashes, metadata={"hashed": hashes.num_rows, "reconverted": reconverted})
 
 
 @multi_asset(

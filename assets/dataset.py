@@ -101,7 +101,9 @@ def _result(outcome) -> AssetCheckResult:
     return AssetCheckResult(passed=bool(outcome.passed), description=outcome.description, metadata=outcome.metadata)
 
 
-@asset_check(asset=image_manifest, description="Every manifest path (and crop path) exists on disk.")
+@asset_check(asset=image_manifest, blocking=True,
+             description="Every manifest path (and crop path) exists on disk and is an intact image; blocks "
+                         "everything downstream and fails the run when violated.")
 def manifest_paths_exist(context: AssetCheckExecutionContext, image_manifest: pa.Table) -> AssetCheckResult:
     from curation import checks
 
@@ -133,14 +135,15 @@ def identity_manifest_schema(context: AssetCheckExecutionContext, identity_manif
     return _result(checks.schema_matches(identity_manifest, IDENTITY_MANIFEST_SCHEMA))
 
 
-@asset_check(asset=dataset_splits, description="No identity appears in two splits.")
+@asset_check(asset=dataset_splits, blocking=True, description="No identity appears in two splits (blocks training).")
 def no_identity_in_two_splits(context: AssetCheckExecutionContext, dataset_splits: pa.Table) -> AssetCheckResult:
     from curation import checks
 
     return _result(checks.no_identity_in_two_splits(dataset_splits))
 
 
-@asset_check(asset=dataset_splits, description="Every identity in a split has at least 2 photos.")
+@asset_check(asset=dataset_splits, blocking=True,
+             description="Every identity in a split has at least 2 photos (blocks training).")
 def min_photos_per_identity_in_splits(
     context: AssetCheckExecutionContext, dataset_splits: pa.Table
 ) -> AssetCheckResult:

@@ -46,15 +46,15 @@ def register_frozen(config: TrainConfig, registry: ModelRegistry) -> str:
 
 def gate_decision(candidate: Mapping[str, Any] | None, baseline: Mapping[str, Any] | None,
                   margin: float) -> dict[str, Any]:
-    """Promote when the candidate's validation mAP beats the baseline's by ``margin`` and its Top-1 and EER are no
-    worse. Without validation metrics nothing is promoted."""
+    """Promote when the candidate's validation mAP beats the baseline's by more than ``margin`` (a tie is not a
+    win) and its Top-1 and EER are no worse. Without validation metrics nothing is promoted."""
     keys = ("top1", "map", "eer")
     if not candidate or not baseline or any(candidate.get(k) is None or baseline.get(k) is None for k in keys):
         return {"promoted": False, "margin": margin, "reason": "no validation identities to compare on: the frozen "
                 "backbone stays in production", "candidate": dict(candidate or {}), "baseline": dict(baseline or {})}
     gains = {"map": candidate["map"] - baseline["map"], "top1": candidate["top1"] - baseline["top1"],
              "eer": baseline["eer"] - candidate["eer"]}
-    promoted = gains["map"] >= margin and gains["top1"] >= 0 and gains["eer"] >= 0
+    promoted = gains["map"] > margin and gains["top1"] >= 0 and gains["eer"] >= 0
     summary = ", ".join(f"{k} {candidate[k]:.3f} vs {baseline[k]:.3f}" for k in keys)
     reason = (f"beats the frozen backbone on validation ({summary})" if promoted else
               f"does not beat the frozen backbone on validation by mAP margin {margin} with no worse Top-1/EER "

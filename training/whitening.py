@@ -50,11 +50,12 @@ def fit_projection(features: np.ndarray, labels: Sequence[int], out_dim: int, me
         pre = np.eye(dim)
     elif method == "whiten":
         diffs = positive_differences(x, labels, seed=seed)
-        if len(diffs) == 0:
-            raise ValueError("whitening needs at least one identity with two photos")
-        within = diffs.T @ diffs / len(diffs)
-        within = (1 - shrinkage) * within + shrinkage * (np.trace(within) / dim) * np.eye(dim)
-        pre = _inverse_sqrt(within)
+        if len(diffs):
+            within = diffs.T @ diffs / len(diffs)
+            within = (1 - shrinkage) * within + shrinkage * (np.trace(within) / dim) * np.eye(dim)
+            pre = _inverse_sqrt(within)
+        else:  # no identity with two photos: nothing to whiten against, PCA it is
+            pre = np.eye(dim)
     else:
         raise ValueError(f"projection method {method!r} is not pca or whiten")
     projected = centred @ pre.T
