@@ -129,3 +129,29 @@ def test_sql_over_the_demo_manifests(demo_home: Path, capsys: pytest.CaptureFixt
     finally:
         os.environ.pop("PETID_HOME", None)
     assert '"n"' in capsys.readouterr().out
+
+
+def test_a_truncated_curated_photo_fails_the_run(demo_home: Path) -> None:
+    """The blocking manifest check reads every file: a photo cut short on disk fails the run, nothing downstream."""
+    from dagster import AssetSelection, materialize
+
+    from dagster_project.definitions import build_resources, defs
+    from dagster_project.io_managers import ParquetIOManager
+    from dagster_project.resources import StorageResource
+
+    manifest = pq.read_table(demo_home / "tables" / "image_manifest.parquet").to_pandas()
+    victim = Path(manifest.path.iloc[0])
+    original = victim.read_bytes()
+    try:
+        victim.write_bytes(original[: len(original) // 2])
+        resources = {**build_resources(), "io_manager": ParquetIOManager(root=str(demo_home)),
+                     "storage": StorageResource(root=str(demo_home))}
+        assets = list(defs.assets or [])
+        result = materialize([*assets, *(defs.asset_checks or [])], resources=resources, raise_on_error=False,
+                             selection=AssetSelection.assets("image_manifest", "identity_manifest"))
+        assert not result.success
+        evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+        assert evaluations["manifest_paths_exist"] is False
+        assert not result.asset_materializations_for_node("identity_manifest")  # blocked downstream
+    finally:
+        victim.write_bytes(original)
