@@ -57,6 +57,9 @@ def _crawl_config(http: HttpClientResource, sample: SampleSourceResource, run: P
         "rate_limit_per_s": 200.0 if sample.base_url else http.rate_limit_per_s,
         "timeout_s": http.timeout_s,
         "max_retries": http.max_retries,
+        "max_response_bytes": http.max_response_bytes,
+        "deadline_s": http.deadline_s,
+        "max_crawl_delay_s": http.max_crawl_delay_s,
         "allowed_photo_hosts": hosts,
         "private_hosts": private,
     }

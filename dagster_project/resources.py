@@ -35,6 +35,8 @@ class HttpClientResource(ConfigurableResource):
     timeout_s: float = 20.0
     max_retries: int = 4
     max_response_bytes: int = 20_000_000
+    deadline_s: float = 60.0  # total wall time of one request, however slowly the server drips bytes
+    max_crawl_delay_s: float = 60.0  # cap on a robots.txt Crawl-delay, which only ever slows its own host
     allowed_photo_hosts: list[str] = ["pet911.ru", "cdn.pet911.ru"]
 
 

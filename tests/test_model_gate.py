@@ -179,3 +179,20 @@ def test_production_check_blocks_a_production_the_gate_did_not_choose(synthetic:
     assert not bad.passed and "the gate chose" in bad.metadata["problems"].value
     spec = next(iter(production_beats_frozen_backbone.check_specs))
     assert spec.blocking
+
+
+def test_missing_or_corrupt_model_is_one_line(synthetic: pd.DataFrame, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from petid.cli import main
+
+    result = train_model(synthetic, tiny(), tmp_path / "models", log=lambda m: None)
+    csv_path = tmp_path / "p.csv"
+    synthetic[["path", "identity_id"]].rename(columns={"identity_id": "identity"}).to_csv(csv_path, index=False)
+    args = ["embed", "--dataset", f"csv:{csv_path}", "--registry", str(tmp_path / "models"),
+            "--out", str(tmp_path / "e.parquet"), "--model"]
+    assert main([*args, "no-such-version"]) == 2
+    assert "is not an alias" in capsys.readouterr().err
+    (result.path / "weights.safetensors").write_bytes(b"\x00garbage")
+    assert main([*args, result.version_id]) == 2
+    err = capsys.readouterr().err
+    assert "unreadable" in err and len(err.strip().splitlines()) == 1

