@@ -115,8 +115,11 @@ def test_baseline_embedder_is_frozen_pretrained_backbone(synthetic: pd.DataFrame
 
     embedder = load_embedder("baseline", tmp_path / "empty")
     vectors = embedder.embed(list(synthetic.path[:3]))
-    assert embedder.model_id == "baseline:efficientnet_lite0" and vectors.shape == (3, 1280)
-    assert embedder.data_config["input_size"] == (3, 224, 224)
+    assert embedder.model_id == "baseline:efficientnet_lite2" and vectors.shape == (3, 1280)  # the small preset's
+    assert embedder.data_config["input_size"] == (3, 260, 260)
+    assert embedder.data_config["mean"] == pytest.approx((127 / 255,) * 3)  # the Lite weights' own normalisation
+    lite0 = load_embedder("baseline:efficientnet_lite0", tmp_path / "empty")
+    assert lite0.data_config["input_size"] == (3, 224, 224) and lite0.data_config["std"] == pytest.approx((128 / 255,) * 3)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     with pytest.raises(ModelNotFoundError):
         load_embedder("latest", tmp_path / "empty")
