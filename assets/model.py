@@ -137,9 +137,12 @@ def production_beats_frozen_backbone(context: AssetCheckExecutionContext, reid_m
         if row["production_version"] != expected:
             problems.append(f"production is {row['production_version']}, the gate chose {expected}")
         gains = gate.get("gains") or {}
-        if gate.get("promoted") and not (gains.get("map", -1) >= max(0.0, gate.get("margin", 0.0))
+        if gate.get("promoted") and not (gains.get("map", -1) > max(0.0, gate.get("margin", 0.0))
                                          and gains.get("top1", -1) >= 0 and gains.get("eer", -1) >= 0):
             problems.append(f"promoted without beating the frozen backbone: gains {gains}")
+        low = gate.get("map_gain_lower_bound")
+        if gate.get("promoted") and low is not None and low <= gate.get("margin", 0.0):
+            problems.append(f"promoted on an uncertain gain: mAP gain 95% lower bound {low:+.3f}")
     return AssetCheckResult(
         passed=not problems, severity=AssetCheckSeverity.ERROR,
         metadata={"production_version": str(row["production_version"]), "promoted": bool(row["promoted"]),

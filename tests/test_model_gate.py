@@ -196,3 +196,21 @@ def test_missing_or_corrupt_model_is_one_line(synthetic: pd.DataFrame, tmp_path:
     assert main([*args, result.version_id]) == 2
     err = capsys.readouterr().err
     assert "unreadable" in err and len(err.strip().splitlines()) == 1
+
+
+def test_gate_wants_the_win_to_survive_the_interval() -> None:
+    base = {"top1": 0.8, "map": 0.6, "eer": 0.2}
+    better = {"top1": 0.85, "map": 0.65, "eer": 0.18}
+    assert gate_decision(better, base, 0.0, {"map": [0.01, 0.09]})["promoted"]
+    kept = gate_decision(better, base, 0.0, {"map": [-0.04, 0.12]})  # a few validation animals: not certain
+    assert not kept["promoted"] and kept["map_gain_lower_bound"] == -0.04 and "lower bound" in kept["reason"]
+
+
+def test_reuse_decides_again_under_a_new_margin(synthetic: pd.DataFrame, tmp_path: Path) -> None:
+    first = train_model(synthetic, tiny(), tmp_path, log=lambda m: None)
+    messages: list[str] = []
+    again = train_model(synthetic, tiny(gate_margin=1.0), tmp_path, log=messages.append)
+    assert again.reused and again.version_id == first.version_id  # the margin does not retrain
+    assert not again.promoted and again.production_id == first.baseline_id
+    assert any(m.startswith("gate decided again") for m in messages)
+    assert read_gate(ModelRegistry(tmp_path), first.version_id)["margin"] == 1.0

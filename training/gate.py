@@ -18,6 +18,7 @@ from training.registry import ModelRegistry, version_id
 
 FROZEN_FIELDS = ("backbone", "pretrained", "pooling", "image_size", "tta_flip")
 GATE_FILE = "gate.json"
+GATE_VERSION = 2  # bump when the decision rule changes: reused versions are then gated again
 
 
 def frozen_version_id(config: TrainConfig) -> str:
@@ -44,23 +45,55 @@ def register_frozen(config: TrainConfig, registry: ModelRegistry) -> str:
     return vid
 
 
-def gate_decision(candidate: Mapping[str, Any] | None, baseline: Mapping[str, Any] | None,
-                  margin: float) -> dict[str, Any]:
+def gate_decision(candidate: Mapping[str, Any] | None, baseline: Mapping[str, Any] | None, margin: float,
+                  delta_intervals: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Promote when the candidate's validation mAP beats the baseline's by more than ``margin`` (a tie is not a
-    win) and its Top-1 and EER are no worse. Without validation metrics nothing is promoted."""
+    win) and its Top-1 and EER are no worse. With ``delta_intervals`` (the paired 95 % bootstrap interval of
+    candidate − baseline over validation animals) the mAP win must hold at the interval's lower bound: on a
+    handful of validation animals no gain is certain, so the frozen backbone stays. Without validation metrics
+    nothing is promoted."""
     keys = ("top1", "map", "eer")
     if not candidate or not baseline or any(candidate.get(k) is None or baseline.get(k) is None for k in keys):
         return {"promoted": False, "margin": margin, "reason": "no validation identities to compare on: the frozen "
                 "backbone stays in production", "candidate": dict(candidate or {}), "baseline": dict(baseline or {})}
     gains = {"map": candidate["map"] - baseline["map"], "top1": candidate["top1"] - baseline["top1"],
              "eer": baseline["eer"] - candidate["eer"]}
-    promoted = gains["map"] > margin and gains["top1"] >= 0 and gains["eer"] >= 0
+    map_low = ((delta_intervals or {}).get("map") or [None])[0]
+    certain = map_low is None or map_low > margin
+    promoted = gains["map"] > margin and gains["top1"] >= 0 and gains["eer"] >= 0 and certain
     summary = ", ".join(f"{k} {candidate[k]:.3f} vs {baseline[k]:.3f}" for k in keys)
+    if map_low is not None:
+        summary += f"; mAP gain 95% lower bound {map_low:+.3f}"
     reason = (f"beats the frozen backbone on validation ({summary})" if promoted else
-              f"does not beat the frozen backbone on validation by mAP margin {margin} with no worse Top-1/EER "
-              f"({summary}): the frozen backbone stays in production")
+              f"does not beat the frozen backbone on validation by mAP margin {margin} (at the 95% lower bound) "
+              f"with no worse Top-1/EER ({summary}): the frozen backbone stays in production")
     return {"promoted": bool(promoted), "margin": margin, "reason": reason, "gains": gains,
+            "map_gain_lower_bound": map_low, "delta_intervals": dict(delta_intervals or {}),
             "candidate": dict(candidate), "baseline": dict(baseline)}
+
+
+def validate_gate(val: Any, model: Any, frozen: Any, margin: float, seed: int = 0) -> dict[str, Any]:
+    """Score ``model`` and ``frozen`` (embedders) on the validation photos ``val`` with the report's protocol, on
+    the same pairs, and decide (``gate_decision`` with the paired bootstrap interval of the difference)."""
+    if len(val) == 0 or val["identity_id"].nunique() < 2:
+        return {**gate_decision(None, None, margin), "version": GATE_VERSION}
+    from evaluation.evaluate import HEADLINE, evaluate_embeddings, prepare_frame
+    from evaluation.intervals import bootstrap_intervals
+    from evaluation.verification import make_pairs
+
+    frame = prepare_frame(val)
+    pairs = make_pairs(frame["identity_id"].to_numpy(), seed=seed)
+    paths = list(frame["path"])
+    evaluations = {"model": evaluate_embeddings(frame, model.embed(paths), "model", pairs),
+                   "frozen": evaluate_embeddings(frame, frozen.embed(paths), "frozen", pairs)}
+    delta = bootstrap_intervals(frame["identity_id"].to_numpy(), pairs, evaluations, seed=seed)["delta:frozen"]
+    scores = {name: {k: float(e.metrics()[k]) for k in HEADLINE} for name, e in evaluations.items()}
+    return {**gate_decision(scores["model"], scores["frozen"], margin, delta), "version": GATE_VERSION}
+
+
+def is_current(gate: Mapping[str, Any] | None, margin: float) -> bool:
+    """A recorded decision still applies: same rule version and margin."""
+    return gate is not None and gate.get("version") == GATE_VERSION and gate.get("margin") == margin
 
 
 def write_gate(registry: ModelRegistry, version: str, gate: Mapping[str, Any]) -> None:

@@ -27,7 +27,7 @@ from training.config import TrainConfig
 from training.registry import ModelRegistry, manifest_hash, version_id
 
 # operational knobs that do not change what is learned: left out of the version hash
-UNHASHED_FIELDS = ("num_workers", "checkpoint_every")
+UNHASHED_FIELDS = ("num_workers", "checkpoint_every", "gate_margin")  # the gate is re-decided, never retrained
 
 
 class TrainingDataError(UserError, ValueError):
@@ -102,7 +102,9 @@ def train_model(frame: pd.DataFrame, config: TrainConfig, registry_root: str | P
     called again with the same inputs. Under torchrun every rank must call this with the same arguments.
     """
     from training.ddp import barrier, broadcast_object, dist_info
-    from training.gate import apply_gate, frozen_version_id, read_gate, register_frozen
+    from training.embedder import load_embedder
+    from training.gate import (apply_gate, frozen_version_id, is_current, read_gate, register_frozen, validate_gate,
+                               write_gate)
 
     used = check_frame(frame)
     config = fit_batch_to_identities(used, config, log)
@@ -111,8 +113,15 @@ def train_model(frame: pd.DataFrame, config: TrainConfig, registry_root: str | P
     baseline_id = register_frozen(config, registry) if info.is_main else frozen_version_id(config)
     data_hash = manifest_hash(used)
     base_id = version_id(data_hash, hashed_config(config))
-    gate = read_gate(registry, base_id) if registry.exists(base_id) else None
-    if gate is not None and not force:
+    if registry.exists(base_id) and not force:
+        gate = read_gate(registry, base_id)
+        if not is_current(gate, config.gate_margin) and info.is_main:  # a new margin or rule: decide again
+            val = used[used["split"] == "val"].reset_index(drop=True)
+            gate = {**(gate or {}), **validate_gate(val, load_embedder(base_id, registry.root),
+                                                    load_embedder(baseline_id, registry.root), config.gate_margin,
+                                                    config.seed), "baseline_version": baseline_id}
+            write_gate(registry, base_id, gate)
+            log(f"gate decided again for {base_id}: {gate['reason']}")
         production = apply_gate(registry, base_id, gate) if info.is_main else None
         log(f"model version {base_id} already registered: reusing it (force=True retrains); production = {production}")
         return TrainResult(base_id, registry.path(base_id), True, registry.metrics(base_id), baseline_id,
@@ -232,12 +241,13 @@ class Trainer:
         embeddings = self._embed(self.val_set, features=False) if not frozen else self._frozen_val_embeddings()
         return score_embeddings(self.val, embeddings, seed=self.config.seed)
 
-    def _frozen_val_embeddings(self) -> Any:
-        from training.embedder import Embedder
-        from training.embedder import load_model
+    def _frozen_embedder(self) -> Any:
+        from training.embedder import load_embedder
 
-        model, dcfg, config = load_model(self.registry.path(self.baseline_id))
-        return Embedder(model, dcfg, self.baseline_id, config.tta_flip).embed_dataset(self.val_set)
+        return load_embedder(self.baseline_id, self.registry.root)
+
+    def _frozen_val_embeddings(self) -> Any:
+        return self._frozen_embedder().embed_dataset(self.val_set)
 
     # -- the loop --------------------------------------------------------------------------------------------
     def train_epoch(self, loader: Any, batches: Any) -> list[float]:
@@ -291,7 +301,7 @@ class Trainer:
     def run(self) -> tuple[dict[str, Any], dict[str, Any]]:
         from torch.utils.data import DataLoader
 
-        from training.gate import gate_decision
+        from training.gate import validate_gate
 
         from training.ddp import barrier
 
@@ -336,7 +346,12 @@ class Trainer:
             self.checkpoint()
             self.log(f"epoch {epoch + 1}: {_format_row(row)}")
         best = state["best"] or state["history"][-1]
-        gate = {**gate_decision(_headline(best), state["baseline_val"], config.gate_margin),
+        if state["best_state"] is not None:
+            self.model.load_state_dict(state["best_state"])
+        from training.embedder import Embedder
+
+        best_model = Embedder(self.model, self.dcfg, self.vid, config.tta_flip)
+        gate = {**validate_gate(self.val, best_model, self._frozen_embedder(), config.gate_margin, config.seed),
                 "baseline_version": self.baseline_id, "best_epoch": best.get("epoch")}
         metrics = {
             **{f"val_{k}": best.get(k) for k in ("top1", "top5", "map", "roc_auc", "eer")},
@@ -386,12 +401,6 @@ class _Features:
 
     def __call__(self, images: Any) -> Any:
         return self.model.features(images)
-
-
-def _headline(row: dict[str, Any]) -> dict[str, Any]:
-    from evaluation.evaluate import HEADLINE
-
-    return {k: row.get(k) for k in HEADLINE if row.get(k) is not None}
 
 
 def _format_row(row: dict[str, Any] | None) -> str:
