@@ -204,6 +204,8 @@ def test_gate_wants_the_win_to_survive_the_interval() -> None:
     assert gate_decision(better, base, 0.0, {"map": [0.01, 0.09]})["promoted"]
     kept = gate_decision(better, base, 0.0, {"map": [-0.04, 0.12]})  # a few validation animals: not certain
     assert not kept["promoted"] and kept["map_gain_lower_bound"] == -0.04 and "lower bound" in kept["reason"]
+    few = gate_decision(better, base, 0.0, {"map": [0.01, 0.09]}, n_identities=3, min_identities=5)
+    assert not few["promoted"] and "only 3 validation animals" in few["reason"]
 
 
 def test_reuse_decides_again_under_a_new_margin(synthetic: pd.DataFrame, tmp_path: Path) -> None:

@@ -43,7 +43,8 @@ class TrainConfig:
     every BatchNorm's running statistics fixed. ``augment``: ``standard`` or ``strong`` (wider crops, stronger
     colour jitter, random erasing). ``tta_flip`` embeds each photo and its mirror image (validation, evaluation,
     search). ``image_size`` overrides the input size from the backbone's timm data config. ``gate_margin``: how much
-    the trained model's validation mAP must exceed the frozen backbone's to be promoted to ``production``.
+    the trained model's validation mAP must exceed the frozen backbone's, at the lower bound of the paired 95 %
+    interval, to be promoted to ``production``, which also needs ``gate_min_val_identities`` validation animals.
     ``max_steps`` caps optimiser steps over the whole run (None = full epochs).
     """
 
@@ -81,6 +82,7 @@ class TrainConfig:
     early_stopping_patience: int | None = None
     checkpoint_every: int = 50
     gate_margin: float = 0.0
+    gate_min_val_identities: int = 5
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -96,6 +98,7 @@ class TrainConfig:
             "epochs": self.epochs >= 0,
             "max_steps": self.max_steps is None or self.max_steps >= 1,
             "checkpoint_every": self.checkpoint_every >= 1,
+            "gate_min_val_identities": self.gate_min_val_identities >= 2,
             "image_size": self.image_size is None or self.image_size >= 16,
             "num_workers": self.num_workers >= 0,
             "whiten_shrinkage": 0 <= self.whiten_shrinkage <= 1,

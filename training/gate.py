@@ -46,12 +46,14 @@ def register_frozen(config: TrainConfig, registry: ModelRegistry) -> str:
 
 
 def gate_decision(candidate: Mapping[str, Any] | None, baseline: Mapping[str, Any] | None, margin: float,
-                  delta_intervals: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                  delta_intervals: Mapping[str, Any] | None = None, n_identities: int | None = None,
+                  min_identities: int = 0) -> dict[str, Any]:
     """Promote when the candidate's validation mAP beats the baseline's by more than ``margin`` (a tie is not a
     win) and its Top-1 and EER are no worse. With ``delta_intervals`` (the paired 95 % bootstrap interval of
     candidate − baseline over validation animals) the mAP win must hold at the interval's lower bound: on a
-    handful of validation animals no gain is certain, so the frozen backbone stays. Without validation metrics
-    nothing is promoted."""
+    handful of validation animals no gain is certain, so the frozen backbone stays. Fewer than ``min_identities``
+    validation animals (``n_identities``) promote nothing: a bootstrap over two or three animals has only a few
+    distinct resamples and cannot tell a gain from luck. Without validation metrics nothing is promoted."""
     keys = ("top1", "map", "eer")
     if not candidate or not baseline or any(candidate.get(k) is None or baseline.get(k) is None for k in keys):
         return {"promoted": False, "margin": margin, "reason": "no validation identities to compare on: the frozen "
@@ -60,19 +62,24 @@ def gate_decision(candidate: Mapping[str, Any] | None, baseline: Mapping[str, An
              "eer": baseline["eer"] - candidate["eer"]}
     map_low = ((delta_intervals or {}).get("map") or [None])[0]
     certain = map_low is None or map_low > margin
-    promoted = gains["map"] > margin and gains["top1"] >= 0 and gains["eer"] >= 0 and certain
+    enough = n_identities is None or n_identities >= min_identities
+    promoted = gains["map"] > margin and gains["top1"] >= 0 and gains["eer"] >= 0 and certain and enough
     summary = ", ".join(f"{k} {candidate[k]:.3f} vs {baseline[k]:.3f}" for k in keys)
     if map_low is not None:
         summary += f"; mAP gain 95% lower bound {map_low:+.3f}"
+    if not enough:
+        summary += f"; only {n_identities} validation animals, {min_identities} needed to promote"
     reason = (f"beats the frozen backbone on validation ({summary})" if promoted else
               f"does not beat the frozen backbone on validation by mAP margin {margin} (at the 95% lower bound) "
               f"with no worse Top-1/EER ({summary}): the frozen backbone stays in production")
     return {"promoted": bool(promoted), "margin": margin, "reason": reason, "gains": gains,
             "map_gain_lower_bound": map_low, "delta_intervals": dict(delta_intervals or {}),
+            "val_identities": n_identities, "min_val_identities": min_identities,
             "candidate": dict(candidate), "baseline": dict(baseline)}
 
 
-def validate_gate(val: Any, model: Any, frozen: Any, margin: float, seed: int = 0) -> dict[str, Any]:
+def validate_gate(val: Any, model: Any, frozen: Any, margin: float, seed: int = 0,
+                  min_identities: int = 0) -> dict[str, Any]:
     """Score ``model`` and ``frozen`` (embedders) on the validation photos ``val`` with the report's protocol, on
     the same pairs, and decide (``gate_decision`` with the paired bootstrap interval of the difference)."""
     if len(val) == 0 or val["identity_id"].nunique() < 2:
@@ -88,12 +95,15 @@ def validate_gate(val: Any, model: Any, frozen: Any, margin: float, seed: int = 
                    "frozen": evaluate_embeddings(frame, frozen.embed(paths), "frozen", pairs)}
     delta = bootstrap_intervals(frame["identity_id"].to_numpy(), pairs, evaluations, seed=seed)["delta:frozen"]
     scores = {name: {k: float(e.metrics()[k]) for k in HEADLINE} for name, e in evaluations.items()}
-    return {**gate_decision(scores["model"], scores["frozen"], margin, delta), "version": GATE_VERSION}
+    decision = gate_decision(scores["model"], scores["frozen"], margin, delta, int(frame["identity_id"].nunique()),
+                             min_identities)
+    return {**decision, "version": GATE_VERSION}
 
 
-def is_current(gate: Mapping[str, Any] | None, margin: float) -> bool:
-    """A recorded decision still applies: same rule version and margin."""
-    return gate is not None and gate.get("version") == GATE_VERSION and gate.get("margin") == margin
+def is_current(gate: Mapping[str, Any] | None, margin: float, min_identities: int) -> bool:
+    """A recorded decision still applies: same rule version, margin and minimum of validation animals."""
+    return (gate is not None and gate.get("version") == GATE_VERSION and gate.get("margin") == margin
+            and gate.get("min_val_identities") == min_identities)
 
 
 def write_gate(registry: ModelRegistry, version: str, gate: Mapping[str, Any]) -> None:

@@ -27,7 +27,7 @@ from training.config import TrainConfig
 from training.registry import ModelRegistry, manifest_hash, version_id
 
 # operational knobs that do not change what is learned: left out of the version hash
-UNHASHED_FIELDS = ("num_workers", "checkpoint_every", "gate_margin")  # the gate is re-decided, never retrained
+UNHASHED_FIELDS = ("num_workers", "checkpoint_every", "gate_margin", "gate_min_val_identities")  # the gate is re-decided, never retrained
 
 
 class TrainingDataError(UserError, ValueError):
@@ -115,11 +115,12 @@ def train_model(frame: pd.DataFrame, config: TrainConfig, registry_root: str | P
     base_id = version_id(data_hash, hashed_config(config))
     if registry.exists(base_id) and not force:
         gate = read_gate(registry, base_id)
-        if not is_current(gate, config.gate_margin) and info.is_main:  # a new margin or rule: decide again
+        if not is_current(gate, config.gate_margin, config.gate_min_val_identities) and info.is_main:  # a new margin or rule: decide again
             val = used[used["split"] == "val"].reset_index(drop=True)
             gate = {**(gate or {}), **validate_gate(val, load_embedder(base_id, registry.root),
                                                     load_embedder(baseline_id, registry.root), config.gate_margin,
-                                                    config.seed), "baseline_version": baseline_id}
+                                                    config.seed, config.gate_min_val_identities),
+                    "baseline_version": baseline_id}
             write_gate(registry, base_id, gate)
             log(f"gate decided again for {base_id}: {gate['reason']}")
         production = apply_gate(registry, base_id, gate) if info.is_main else None
@@ -351,7 +352,8 @@ class Trainer:
         from training.embedder import Embedder
 
         best_model = Embedder(self.model, self.dcfg, self.vid, config.tta_flip)
-        gate = {**validate_gate(self.val, best_model, self._frozen_embedder(), config.gate_margin, config.seed),
+        gate = {**validate_gate(self.val, best_model, self._frozen_embedder(), config.gate_margin, config.seed,
+                                config.gate_min_val_identities),
                 "baseline_version": self.baseline_id, "best_epoch": best.get("epoch")}
         metrics = {
             **{f"val_{k}": best.get(k) for k in ("top1", "top5", "map", "roc_auc", "eer")},
