@@ -150,9 +150,6 @@ def production_beats_frozen_backbone(context: AssetCheckExecutionContext, reid_m
     )
 
 
-HEADLINE_ROWS = ("top1", "top5", "top10", "map", "roc_auc", "eer")
-
-
 def _interval_text(bounds) -> str:
     return f"[{bounds[0]:.3f}, {bounds[1]:.3f}]" if bounds else "—"
 
@@ -170,7 +167,7 @@ def evaluation_report(
     kept it out), with a McNemar test; report JSON, Markdown/HTML, plots and the verification pairs under
     ``reports/<trained version>``."""
     from curation.frames import model_frame
-    from evaluation.evaluate import evaluate
+    from evaluation.evaluate import HEADLINE, evaluate
 
     lineage = _lineage(reid_model)
     production, baseline = lineage["production_version"], lineage["baseline_version"]
@@ -181,12 +178,12 @@ def evaluation_report(
     entries = [("production " + production, report), ("frozen backbone", report.get("baseline") or {})]
     if report.get("candidate"):
         entries.append(("candidate " + lineage["trained_version"], report["candidate"]))
-    rows = [{"model": name, **{k: source.get(k) for k in HEADLINE_ROWS},
+    rows = [{"model": name, **{k: source.get(k) for k in HEADLINE},
              "top1 95% CI": _interval_text((source.get("intervals") or {}).get("top1")),
              "eer 95% CI": _interval_text((source.get("intervals") or {}).get("eer"))} for name, source in entries]
     return MaterializeResult(
         metadata={
-            **{k: float(report[k]) for k in HEADLINE_ROWS if report.get(k) is not None},
+            **{k: float(report[k]) for k in HEADLINE if report.get(k) is not None},
             "model": production,
             "trained_version": lineage["trained_version"],
             "baseline_version": baseline,

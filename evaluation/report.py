@@ -16,7 +16,7 @@ from evaluation.plots import contact_sheet, roc_plot, score_histograms
 if TYPE_CHECKING:
     from evaluation.evaluate import ModelEvaluation
 
-HEADLINE = ("top1", "top5", "top10", "map", "roc_auc", "eer", "eer_threshold", "best_acc", "best_acc_threshold")
+REPORT_COLUMNS = ("top1", "top5", "top10", "map", "roc_auc", "eer", "eer_threshold", "best_acc", "best_acc_threshold")
 FIGURES = {"roc": "roc.png", "scores": "scores.png", "worst": "worst_false_matches.png"}
 
 
@@ -97,7 +97,8 @@ def write_report(
     entries = [(labels["model"], report), (labels["baseline"], report["baseline"])]
     if report.get("candidate"):
         entries.append((f"candidate {report['candidate']['model']} (not in production)", report["candidate"]))
-    headline_md, headline_html = _table(["model", *HEADLINE], [[name, *(e.get(k) for k in HEADLINE)] for name, e in entries])
+    headline_md, headline_html = _table(["model", *REPORT_COLUMNS],
+                                        [[name, *(e.get(k) for k in REPORT_COLUMNS)] for name, e in entries])
     level = int(round(100 * report.get("interval_method", {}).get("level", 0.95)))
     interval_header = ["model", *(f"{k} {level}% CI" for k in INTERVAL_KEYS)]
     interval_rows = [[name, *(_interval(e.get("intervals"), k) for k in INTERVAL_KEYS)] for name, e in entries]

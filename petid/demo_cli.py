@@ -104,7 +104,8 @@ def print_summary(layout: Layout) -> None:
           f" — {lineage['reason']}")
     report_path = layout.reports / trained / "report.json"
     report = json.loads(report_path.read_text())
-    headline = ("top1", "top5", "top10", "map", "roc_auc", "eer")
+    from evaluation.evaluate import HEADLINE as headline
+
     print(f"\nEvaluation on unseen test identities (production = {production}; 95 % intervals, bootstrap over animals):")
     print("| model | " + " | ".join(headline) + " | Top-1 95% CI | EER 95% CI |\n|---|" + "---|" * (len(headline) + 2))
     rows = [("production", report), ("frozen backbone", report.get("baseline", {}))]

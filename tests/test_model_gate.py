@@ -216,3 +216,28 @@ def test_reuse_decides_again_under_a_new_margin(synthetic: pd.DataFrame, tmp_pat
     assert not again.promoted and again.production_id == first.baseline_id
     assert any(m.startswith("gate decided again") for m in messages)
     assert read_gate(ModelRegistry(tmp_path), first.version_id)["margin"] == 1.0
+
+
+def test_cli_cross_validation_prints_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from petid.cli import main
+
+    folder = tmp_path / "animals"
+    make_identity_set(folder, n_identities=8, photos_per_identity=3, size=48)
+    config = tmp_path / "tiny.yaml"
+    config.write_text("backbone: test_efficientnet\npretrained: none\nembedding_dim: 16\nimage_size: 48\n"
+                      "epochs: 1\nmax_steps: 1\np: 4\nnum_workers: 0\nunfreeze_blocks: 99\n")
+    args = ["train", "--dataset", f"identity-folders:{folder}", "--config", str(config), "--cv", "2",
+            "--registry", str(tmp_path / "models"), "--json"]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["folds"] == 2 and result["identities"] == 8
+    folds = {(r["fold"], r["model"]) for r in result["rows"]}
+    assert folds == {(f, m) for f in (0, 1) for m in ("trained", "production", "frozen")}
+    production = [r for r in result["rows"] if r["model"] == "production"]
+    frozen = {r["fold"]: r["version"] for r in result["rows"] if r["model"] == "frozen"}
+    trained = {r["fold"]: r["version"] for r in result["rows"] if r["model"] == "trained"}
+    assert all(r["version"] == (trained if r["promoted"] else frozen)[r["fold"]] for r in production)
+    summary = {e["model"]: e for e in result["summary"]}
+    assert summary["trained"]["folds"] == 2 and 0 <= summary["trained"]["folds_beating_frozen"] <= 2
+    # the test animals of a fold are never trained on: each fold's versions differ
+    assert len({r["version"] for r in result["rows"] if r["model"] == "trained"}) == 2
