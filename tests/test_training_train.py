@@ -208,3 +208,28 @@ def test_petid_train_on_kennel_dev(kennel_dev: Path, tmp_path: Path, capsys: pyt
     assert registry.config(version)["backbone"] == "efficientnet_lite0"
     assert main(args) == 0  # identical inputs: the version is reused
     assert capsys.readouterr().out.strip().splitlines()[-1] == version
+
+
+@pytest.mark.slow
+def test_petid_train_with_no_flags_on_kennel_dev(kennel_dev: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's user: 14 real dogs, no flag. The small-data preset trains, a version is registered and
+    printed, the gate decides, and the identical call reuses it."""
+    from petid.cli import main
+
+    monkeypatch.setenv("PETID_HOME", str(tmp_path))
+    args = ["train", "--dataset", f"identity-folders:{kennel_dev / 'images'}"]
+    assert main(args) == 0
+    out = capsys.readouterr()
+    version = out.out.strip().splitlines()[-1]
+    assert "gate:" in out.err and "production" in out.err
+    registry = ModelRegistry(tmp_path / "models")
+    config = registry.config(version)
+    assert config["backbone"] == "efficientnet_lite2" and config["p"] <= 11  # the small preset; 11 training dogs
+    production = registry.aliases()["production"]
+    assert production in (version, registry.resolve(production).name)
+    assert registry.metrics(version)["val_identities"] == 3
+    assert main(args) == 0
+    again = capsys.readouterr()
+    assert again.out.strip().splitlines()[-1] == version and "reused" in again.err
