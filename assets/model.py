@@ -12,7 +12,6 @@ import os
 from typing import Literal
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,

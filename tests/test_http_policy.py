@@ -156,7 +156,7 @@ def test_host_allow_list_checks_the_port() -> None:
             policy = UrlPolicy(allowed_hosts=[site_server.netloc],
                                private_hosts=[site_server.netloc, internal.netloc])
             with loopback_client(policy=policy) as client:
-                with pytest.raises(UrlRefused, match=rf"not in the allowed hosts"):
+                with pytest.raises(UrlRefused, match=r"not in the allowed hosts"):
                     client.get(f"{site_server.base}/photo.jpg")
         assert internal.requests == []
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from eval_fakes import PixelEmbedder, make_photos
 from sklearn.metrics import roc_auc_score
 
-from eval_fakes import PixelEmbedder, make_photos
 from training.config import TrainConfig
 from training.gate import gate_decision, read_gate
 from training.registry import ModelRegistry

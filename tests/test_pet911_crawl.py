@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
 
 from petid.sample.pet911_site import Fault, Faults, listing_path, photo_path, serve_site, write_site
 from petid.sample.world import build_world

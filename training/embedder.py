@@ -75,9 +75,6 @@ def frozen_embedder(config: TrainConfig | None = None) -> Embedder:
                     config.tta_flip)
 
 
-baseline_embedder = frozen_embedder
-
-
 def load_embedder(ref: str, registry_root: str | os.PathLike[str], baseline_config: TrainConfig | None = None) -> Embedder:
     """``ref``: ``baseline`` (the frozen pretrained backbone of the default preset or of ``baseline_config``),
     ``baseline:<timm name>``, ``latest``, ``production``, another alias, a version id (trained or ``frozen-…``),

@@ -103,8 +103,15 @@ def train_model(frame: pd.DataFrame, config: TrainConfig, registry_root: str | P
     """
     from training.ddp import barrier, broadcast_object, dist_info
     from training.embedder import load_embedder
-    from training.gate import (apply_gate, frozen_version_id, is_current, read_gate, register_frozen, validate_gate,
-                               write_gate)
+    from training.gate import (
+        apply_gate,
+        frozen_version_id,
+        is_current,
+        read_gate,
+        register_frozen,
+        validate_gate,
+        write_gate,
+    )
 
     used = check_frame(frame)
     config = fit_batch_to_identities(used, config, log)
@@ -227,8 +234,10 @@ class Trainer:
 
     def _embed(self, dataset: Any, features: bool = False) -> Any:
         from training.embedder import Embedder
+        from training.model import EmbeddingModel
 
-        module = _Features(self.model) if features else self.model
+        # ``features``: the same (shared) backbone without the head, i.e. what the head is fitted on
+        module = EmbeddingModel(self.model.backbone, None) if features else self.model
         embedder = Embedder(module, self.dcfg, self.vid, tta_flip=self.config.tta_flip or features)
         return embedder.embed_dataset(dataset, num_workers=min(self.config.num_workers, 2))
 
@@ -302,9 +311,8 @@ class Trainer:
     def run(self) -> tuple[dict[str, Any], dict[str, Any]]:
         from torch.utils.data import DataLoader
 
-        from training.gate import validate_gate
-
         from training.ddp import barrier
+        from training.gate import validate_gate
 
         started = time.perf_counter()
         self.setup()
@@ -385,24 +393,6 @@ class Trainer:
         write_gate(self.registry, self.vid, gate)
         shutil.rmtree(self.registry.work_dir(self.vid), ignore_errors=True)
         self.log(f"registered model version {self.vid} at {self.registry.path(self.vid)}")
-
-
-class _Features:
-    """Wraps an EmbeddingModel so calling it returns the L2-normalised backbone features (head skipped)."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-
-    def to(self, *args: Any, **kwargs: Any) -> _Features:
-        self.model.to(*args, **kwargs)
-        return self
-
-    def eval(self) -> _Features:
-        self.model.eval()
-        return self
-
-    def __call__(self, images: Any) -> Any:
-        return self.model.features(images)
 
 
 def _format_row(row: dict[str, Any] | None) -> str:
