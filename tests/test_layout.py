@@ -52,3 +52,17 @@ def test_wiring_keeps_heavy_imports_lazy(package: str) -> None:
 def test_required_layout_exists() -> None:
     for name in ("pyproject.toml", "uv.lock", "workspace.yaml", "README.md", ".ci/run", "bench", "tests"):
         assert (REPO / name).exists(), name
+
+
+APP_MODULES = ("petid.cli", "petid.demo_cli", "petid.sample")  # the command line, the demo and the sample world
+
+
+@pytest.mark.parametrize("package", ("scrapers", "curation", "training", "evaluation", "assets"))
+def test_libraries_and_assets_never_import_the_app_or_the_sample_world(package: str) -> None:
+    offenders = [
+        f"{path.relative_to(REPO)}: {module}"
+        for path in (REPO / package).rglob("*.py")
+        for module, _ in _imports(path)
+        if module.startswith(APP_MODULES)
+    ]
+    assert not offenders, offenders
