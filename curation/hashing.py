@@ -5,7 +5,8 @@ hash_size 8, highfreq_factor 4), packed into a uint64 whose most significant bit
 ``int(str(imagehash.phash(img)), 16)``.
 
 ``fast=True`` decodes less: JPEGs in draft mode (libjpeg DCT scaling, luma only) and still WebPs as the bare luma
-plane (libwebp, no loop filter, box-reduced); both give a grey image whose shorter side is about ``FAST_MIN_SIDE``
+plane (libwebp through ``curation.webp``, no loop filter, box-reduced; when that binding is unusable, Pillow
+decodes the WebP exactly as with ``fast=False``); both give a grey image whose shorter side is about ``FAST_MIN_SIDE``
 before the usual Lanczos resize, taken from exactly the region that covers the photo. That changes a few bits
 relative to a full decode (measured by ``bench/curation.py`` and the tests); ``fast=False`` decodes fully and
 matches imagehash on the file exactly — except for wide greyscale images (16-bit, 32-bit integer, float), which
@@ -17,19 +18,18 @@ oversized files get an error row, never a hang), and images above ``max_pixels``
 
 from __future__ import annotations
 
-import ctypes
-import glob
 import io
 import os
 from collections.abc import Iterator, Sequence
-from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
+from curation import webp as _webp
 from curation.inputs import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, InputRefused, check_pixels, printable, read_regular,
                              to_8bit)
+from curation.webp import webp_available  # noqa: F401 - re-exported: whether fast=True reduces WebPs
 from petid.errors import UserError
 
 HASH_SIZE = 8
@@ -119,8 +119,11 @@ def load_gray(
     from PIL import Image
 
     if fast and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        reduced = _webp_luma(data, min_side, max_pixels)
-        if reduced is not None:
+        try:
+            reduced = _webp.decode_luma(data, min_side, max_pixels)
+        except Exception:  # noqa: BLE001 - a broken binding (e.g. after a Pillow upgrade) must not cost the file
+            reduced = None
+        if reduced is not None:  # else Pillow decodes it below, exactly as with fast=False
             luma, box = reduced
             return Gray(Image.fromarray(luma, "L"), box)
     try:
@@ -226,129 +229,3 @@ def hash_images(
          pa.array(dhashes, pa.uint64(), mask=mask), pa.array([errors.get(r) for r in range(len(paths))], pa.string())],
         schema=HASH_SCHEMA,
     )
-
-
-# --- reduced WebP decoding ------------------------------------------------------------------------------------------
-# Pillow always decodes WebP at full size to RGB(A). For a hash we only need a small grey image, so we ask libwebp
-# (the copy bundled with Pillow, else the system one) for the luma plane, scaled during decoding, without the loop
-# filter or fancy upsampling. Any failure falls back to Pillow.
-
-_MODE_YUV = 11
-_ABI_VERSIONS = (0x0209, 0x0208)
-
-
-class _Features(ctypes.Structure):
-    _fields_ = [("width", ctypes.c_int), ("height", ctypes.c_int), ("has_alpha", ctypes.c_int),
-                ("has_animation", ctypes.c_int), ("format", ctypes.c_int), ("pad", ctypes.c_uint32 * 5)]
-
-
-class _YUVA(ctypes.Structure):
-    _fields_ = [("y", ctypes.POINTER(ctypes.c_uint8)), ("u", ctypes.POINTER(ctypes.c_uint8)),
-                ("v", ctypes.POINTER(ctypes.c_uint8)), ("a", ctypes.POINTER(ctypes.c_uint8)),
-                ("y_stride", ctypes.c_int), ("u_stride", ctypes.c_int), ("v_stride", ctypes.c_int),
-                ("a_stride", ctypes.c_int), ("y_size", ctypes.c_size_t), ("u_size", ctypes.c_size_t),
-                ("v_size", ctypes.c_size_t), ("a_size", ctypes.c_size_t)]
-
-
-class _RGBA(ctypes.Structure):
-    _fields_ = [("rgba", ctypes.POINTER(ctypes.c_uint8)), ("stride", ctypes.c_int), ("size", ctypes.c_size_t)]
-
-
-class _Union(ctypes.Union):
-    _fields_ = [("RGBA", _RGBA), ("YUVA", _YUVA)]
-
-
-class _DecBuffer(ctypes.Structure):
-    _fields_ = [("colorspace", ctypes.c_int), ("width", ctypes.c_int), ("height", ctypes.c_int),
-                ("is_external_memory", ctypes.c_int), ("u", _Union), ("pad", ctypes.c_uint32 * 4),
-                ("private_memory", ctypes.POINTER(ctypes.c_uint8))]
-
-
-class _Options(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_int) for name in (
-        "bypass_filtering", "no_fancy_upsampling", "use_cropping", "crop_left", "crop_top", "crop_width",
-        "crop_height", "use_scaling", "scaled_width", "scaled_height", "use_threads", "dithering_strength", "flip",
-        "alpha_dithering_strength")] + [("pad", ctypes.c_uint32 * 5)]
-
-
-class _Config(ctypes.Structure):
-    _fields_ = [("input", _Features), ("output", _DecBuffer), ("options", _Options)]
-
-
-@lru_cache(maxsize=1)
-def _webp_library() -> tuple[ctypes.CDLL, int] | None:
-    import PIL
-
-    candidates = sorted(glob.glob(os.path.join(os.path.dirname(PIL.__file__), os.pardir, "pillow.libs", "libwebp-*.so*")))
-    candidates += ["libwebp.so.7", "libwebp.so"]
-    for name in candidates:
-        try:
-            lib = ctypes.CDLL(name)
-        except OSError:
-            continue
-        lib.WebPInitDecoderConfigInternal.argtypes = [ctypes.POINTER(_Config), ctypes.c_int]
-        lib.WebPDecode.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_Config)]
-        lib.WebPFreeDecBuffer.argtypes = [ctypes.POINTER(_DecBuffer)]
-        lib.WebPGetFeaturesInternal.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_Features),
-                                                ctypes.c_int]
-        for abi in _ABI_VERSIONS:
-            config = _Config()
-            if lib.WebPInitDecoderConfigInternal(ctypes.byref(config), abi):
-                return lib, abi
-    return None
-
-
-_U8P = ctypes.POINTER(ctypes.c_uint8)
-_FULL_RANGE = np.clip((np.arange(256) - 16.0) * (255.0 / 219.0) + 0.5, 0, 255).astype(np.uint8)
-
-
-def webp_available() -> bool:
-    return _webp_library() is not None
-
-
-def _webp_luma(
-    data: bytes, min_side: int = 64, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> tuple[np.ndarray, tuple[float, float, float, float]] | None:
-    """Grey (ITU-R 601 full-range) image of a still WebP, box-reduced so its shorter side is at least ``min_side``,
-    and the region of it that covers the photo; ``None`` when libwebp is unavailable, the file is animated or
-    larger than ``max_pixels`` (Pillow then reports it), or decoding fails.
-
-    libwebp decodes at full size into our own planes (U and V share one scratch buffer: we never read them), with
-    no loop filter and no chroma upsampling. Its in-decoder rescaler would also rescale the chroma planes and costs
-    more (≈23 % more instructions per 1024 px photo) than decoding the full luma plane and box-reducing it here.
-    """
-    loaded = _webp_library()
-    if loaded is None:
-        return None
-    lib, abi = loaded
-    config = _Config()
-    if not lib.WebPInitDecoderConfigInternal(ctypes.byref(config), abi):
-        return None
-    if lib.WebPGetFeaturesInternal(data, len(data), ctypes.byref(config.input), abi) != 0:
-        return None
-    width, height = config.input.width, config.input.height
-    if config.input.has_animation or width <= 0 or height <= 0 or width * height > max_pixels:
-        return None
-    luma = np.empty((height, width), np.uint8)
-    chroma = np.empty(((height + 1) // 2, (width + 1) // 2), np.uint8)
-    config.options.bypass_filtering = 1
-    config.options.no_fancy_upsampling = 1
-    out = config.output
-    out.colorspace = _MODE_YUV
-    out.is_external_memory = 1
-    planes = out.u.YUVA
-    planes.y, planes.y_stride, planes.y_size = luma.ctypes.data_as(_U8P), width, luma.size
-    planes.u = planes.v = chroma.ctypes.data_as(_U8P)
-    planes.u_stride = planes.v_stride = chroma.shape[1]
-    planes.u_size = planes.v_size = chroma.size
-    status = lib.WebPDecode(data, len(data), ctypes.byref(config))
-    lib.WebPFreeDecBuffer(ctypes.byref(config.output))  # frees nothing of ours; releases any private state
-    if status != 0:
-        return None
-    factor = max(1, min(width, height) // min_side)
-    if factor > 1:
-        from PIL import Image
-
-        luma = np.asarray(Image.frombuffer("L", (width, height), luma, "raw", "L", 0, 1).reduce(factor))
-    # VP8 stores limited-range luma (16..235); Pillow's "L" is full range.
-    return _FULL_RANGE[luma], (0.0, 0.0, width / factor, height / factor)
