@@ -32,9 +32,10 @@ def image_manifest(
     """One row per curated image: identity, source, species, paths, size, hashes, detector box/crop and split
     (``excluded`` for identities with fewer than ``min_photos`` photos, which stay in the manifest)."""
     from curation.manifest import build_image_manifest
+    from curation.stats import split_counts
 
     manifest = build_image_manifest(deduplicated_images, animal_crops, min_photos=config.min_photos, seed=config.seed)
-    splits = manifest.group_by("split").aggregate([("image_id", "count")]).to_pylist()
+    splits = split_counts(manifest).to_pylist()
     return Output(
         manifest,
         metadata={
@@ -78,13 +79,10 @@ def dataset_splits(context: AssetExecutionContext, image_manifest: pa.Table, sto
     """The train/val/test images (identity-disjoint, stratified by source and species); also refreshes the
     DuckDB views over every table so ``petid sql`` and notebooks see the new manifests."""
     from curation.db import refresh_views
+    from curation.stats import split_counts
 
     splits = image_manifest.filter(pc.is_in(image_manifest.column("split"), pa.array(["train", "val", "test"])))
-    rows = (
-        splits.group_by(["split"]).aggregate([("identity_id", "count_distinct"), ("image_id", "count")]).to_pylist()
-        if splits.num_rows
-        else []
-    )
+    rows = split_counts(splits).to_pylist()
     views = refresh_views(storage.layout.duckdb_path, storage.layout.tables)
     return Output(
         splits,

@@ -7,7 +7,6 @@ never a registry alias, so a ``petid train`` run in between changes nothing they
 live in ``training`` and ``evaluation``; checkpoints, reports and indexes are files under the storage root.
 """
 
-import dataclasses
 import os
 from typing import Literal
 
@@ -54,6 +53,7 @@ class TrainRunConfig(Config):
 
 def _train_config(run: TrainRunConfig, sample_enabled: bool, n_identities: int):
     from training.config import TrainConfig
+    from training.train import replace_config
 
     if run.config_file:
         config = TrainConfig.from_yaml(run.config_file)
@@ -61,9 +61,7 @@ def _train_config(run: TrainRunConfig, sample_enabled: bool, n_identities: int):
         config = TrainConfig.demo()
     else:
         config = TrainConfig.preset(run.preset, n_identities=n_identities)
-    overrides = {k: v for k, v in {"epochs": run.epochs, "max_steps": run.max_steps,
-                                   "gate_margin": run.gate_margin}.items() if v is not None}
-    return dataclasses.replace(config, **overrides) if overrides else config
+    return replace_config(config, epochs=run.epochs, max_steps=run.max_steps, gate_margin=run.gate_margin)
 
 
 def _lineage(reid_model: pa.Table) -> dict:

@@ -101,8 +101,9 @@ def hash_pil_images(images: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def hamming(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
-    """Bitwise Hamming distance between uint64 hashes (broadcasting)."""
-    return np.bitwise_count(np.bitwise_xor(np.asarray(a, np.uint64), np.asarray(b, np.uint64))).astype(np.int64)
+    """Bitwise Hamming distance between 64-bit hashes (element-wise, broadcasting; uint8): the one popcount
+    near-duplicate search, deduplication and evaluation's burst exclusion all use."""
+    return np.bitwise_count(np.bitwise_xor(np.asarray(a, np.uint64), np.asarray(b, np.uint64)))
 
 
 def to_hex(value: int) -> str:

@@ -3,13 +3,8 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from curation.crops import CROP_STATUSES, CROPS_SCHEMA
 from curation.splits import DEFAULT_RATIOS, SPLIT_VALUES, assign_splits
@@ -197,18 +192,3 @@ def build_identity_manifest(image_manifest: pa.Table) -> pa.Table:
     identities = conform(grouped, IDENTITY_MANIFEST_SCHEMA).sort_by("identity_id")
     validate_manifest(identities, IDENTITY_MANIFEST_SCHEMA)
     return identities
-
-
-def write_parquet(table: pa.Table, path: str | os.PathLike[str]) -> Path:
-    """Write ``table`` to ``path`` atomically (temporary file + rename); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

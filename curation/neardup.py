@@ -19,6 +19,8 @@ from math import comb
 
 import numpy as np
 
+from curation.hashing import hamming
+
 BRUTE_FORCE_MAX = 4096
 MAX_CHUNK_BITS = 24  # bucket tables of 2**24 int32 = 64 MiB at most
 PAIR_DTYPE = np.dtype([("i", np.int64), ("j", np.int64), ("distance", np.int8)])
@@ -55,17 +57,13 @@ def _flip_masks(bits: int, radius: int) -> np.ndarray:
     return np.array(masks, dtype=np.uint64)
 
 
-def _popcount(x: np.ndarray) -> np.ndarray:
-    return np.bitwise_count(x)
-
-
 def _brute_force(hashes: np.ndarray, threshold: int) -> np.ndarray:
     out = []
     n = len(hashes)
     block = max(1, (1 << 22) // max(n, 1))  # ~4M distances (~40 MB) per block
     for start in range(0, n, block):
         a = hashes[start : start + block]
-        d = _popcount(a[:, None] ^ hashes[None, start:])
+        d = hamming(a[:, None], hashes[None, start:])
         i, j = np.nonzero(d <= threshold)
         j = j + start
         keep = (i + start) < j
@@ -166,7 +164,7 @@ def _search_chunk(hashes: np.ndarray, shift: int, width: int, radius: int, thres
         if not mask:
             keep = a < b
             a, b = a[keep], b[keep]
-        dist = _popcount(sorted_hashes[a] ^ sorted_hashes[b])
+        dist = hamming(sorted_hashes[a], sorted_hashes[b])
         close = dist <= threshold
         if close.any():
             i, j = order[a[close]], order[b[close]]

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
-from petid.paths import atomic_write_bytes
+from petid.paths import atomic_write_parquet
 from petid.settings import Layout, petid_home
 
 
@@ -30,9 +30,7 @@ class ParquetIOManager(ConfigurableIOManager):
         if obj is None:
             return
         table = obj if isinstance(obj, pa.Table) else pa.Table.from_pandas(obj, preserve_index=False)
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd")
-        path = atomic_write_bytes(self._path(context), sink.getvalue().to_pybytes())
+        path = atomic_write_parquet(table, self._path(context))
         context.add_output_metadata({"parquet_path": str(path), "parquet_rows": table.num_rows})
 
     def load_input(self, context: InputContext) -> Any:

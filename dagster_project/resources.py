@@ -12,8 +12,7 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
 from petid.settings import Layout, petid_home
-
-USER_AGENT = "petid/0.1 (+https://github.com/petid-project/petid; lost-pet reunification research)"
+from scrapers.http import DEFAULT_USER_AGENT
 
 
 class StorageResource(ConfigurableResource):
@@ -30,7 +29,7 @@ class HttpClientResource(ConfigurableResource):
     """Politeness and safety settings for every HTTP request petid makes to a listing site."""
 
     base_url: str = "https://pet911.ru"
-    user_agent: str = USER_AGENT
+    user_agent: str = DEFAULT_USER_AGENT
     rate_limit_per_s: float = 1.0
     timeout_s: float = 20.0
     max_retries: int = 4
@@ -60,8 +59,8 @@ class SampleSourceResource(ConfigurableResource):
     def setup_for_execution(self, context: InitResourceContext) -> None:
         if not self.enabled:
             return
-        from petid.sample.source import ensure_sample
         from petid.sample.pet911_site import serve_site
+        from petid.sample.source import ensure_sample
 
         source = ensure_sample(Path(self.root or petid_home()) / "sample", seed=self.seed, n_animals=self.n_animals)
         self._stack = contextlib.ExitStack()

@@ -59,8 +59,9 @@ def _phash_ints(phashes: np.ndarray | list | None, n: int) -> np.ndarray | None:
 
 def near_duplicate_mask(phashes: np.ndarray, rows: np.ndarray, threshold: int) -> np.ndarray:
     """``(len(rows), N)`` True where photo j is within ``threshold`` bits of query ``rows[i]``."""
-    xor = phashes[rows][:, None] ^ phashes[None, :]
-    return np.bitwise_count(xor) <= threshold
+    from curation.hashing import hamming
+
+    return hamming(phashes[rows][:, None], phashes[None, :]) <= threshold
 
 
 def identify(

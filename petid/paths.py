@@ -6,8 +6,12 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 _CHUNK = 1 << 20
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -35,6 +39,24 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_parquet(table: "pa.Table", path: str | os.PathLike[str], compression: str = "zstd") -> Path:
+    """Write ``table`` as Parquet straight into a temporary file beside ``path``, then rename: atomic, and the file
+    is never held whole in memory."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression=compression)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -11,7 +11,6 @@ import pytest
 
 from curation import checks
 from curation.crops import CROPS_SCHEMA
-from petid.records import CATALOGUE_SCHEMA
 from curation.manifest import (
     IDENTITY_MANIFEST_SCHEMA,
     IMAGE_MANIFEST_SCHEMA,
@@ -19,8 +18,8 @@ from curation.manifest import (
     build_identity_manifest,
     build_image_manifest,
     validate_manifest,
-    write_parquet,
 )
+from petid.records import CATALOGUE_SCHEMA
 
 
 def _tiny_jpeg() -> bytes:
@@ -172,6 +171,8 @@ def test_checks_catch_leaks_missing_files_duplicates_and_thin_identities(tmp_pat
 
 def test_write_parquet_is_atomic_and_round_trips(tmp_path: Path) -> None:
     manifest = build_image_manifest(_images(tmp_path, PHOTOS), None)
-    out = write_parquet(manifest, tmp_path / "tables" / "image_manifest.parquet")
+    from petid.paths import atomic_write_parquet
+
+    out = atomic_write_parquet(manifest, tmp_path / "tables" / "image_manifest.parquet")
     assert pq.read_table(out).equals(manifest)
     assert [p.name for p in out.parent.iterdir()] == ["image_manifest.parquet"]  # no temporary file left behind
