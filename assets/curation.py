@@ -5,7 +5,7 @@ import os
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from dagster import AssetExecutionContext, AssetOut, Config, MetadataValue, Output, asset, multi_asset
+from dagster import AssetExecutionContext, AssetOut, Config, Definitions, MetadataValue, Output, asset, multi_asset
 
 from assets._metadata import counts, markdown_table, preview
 from dagster_project.resources import DetectorResource, StorageResource
@@ -146,3 +146,6 @@ def animal_crops(
             "statuses": MetadataValue.md(markdown_table(statuses)),
         },
     )
+
+
+defs = Definitions(assets=[images, image_hashes, deduplicated_images, animal_crops])

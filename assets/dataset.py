@@ -8,6 +8,7 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     Config,
+    Definitions,
     MetadataValue,
     Output,
     asset,
@@ -158,3 +159,6 @@ DATASET_CHECKS = [
     no_identity_in_two_splits,
     min_photos_per_identity_in_splits,
 ]
+
+
+defs = Definitions(assets=[image_manifest, identity_manifest, identity_stats, dataset_splits], asset_checks=DATASET_CHECKS)

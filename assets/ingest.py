@@ -8,7 +8,7 @@ Raw captures (pages, photos, exports) are kept under ``<PETID_HOME>/raw`` before
 import os
 
 import pyarrow as pa
-from dagster import AssetExecutionContext, Config, Failure, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, Config, Definitions, Failure, MetadataValue, Output, asset
 
 from assets._metadata import counts, markdown_table, preview
 from dagster_project.resources import (
@@ -206,3 +206,6 @@ def external_datasets(context: AssetExecutionContext, config: DatasetsConfig) ->
         catalogue,
         metadata={"datasets": len(parts), "photos": catalogue.num_rows, "summary": MetadataValue.md(markdown_table(rows))},
     )
+
+
+defs = Definitions(assets=[pet911_listings, pet911_photos, telegram_posts, external_datasets])

@@ -17,6 +17,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetExecutionContext,
     Config,
+    Definitions,
     MaterializeResult,
     MetadataValue,
     Output,
@@ -225,3 +226,6 @@ def search_index(
 
 
 MODEL_CHECKS = [production_beats_frozen_backbone]
+
+
+defs = Definitions(assets=[reid_model, evaluation_report, search_index], asset_checks=MODEL_CHECKS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from dagster import Definitions, EnvVar, load_assets_from_modules
+from dagster import Definitions, EnvVar
 
 from assets import curation, dataset, ingest, model
 from dagster_project.io_managers import ParquetIOManager
@@ -62,14 +62,19 @@ def build_resources() -> dict[str, object]:
 
 
 def build_defs() -> Definitions:
-    """Build the definitions from the current environment (``petid demo`` calls this after setting it)."""
-    return Definitions(
-        assets=load_assets_from_modules([ingest, curation, dataset, model]),
-        asset_checks=[*dataset.DATASET_CHECKS, *model.MODEL_CHECKS],
-        jobs=[nightly_refresh_job, train_evaluate_job, full_pipeline_job],
-        schedules=[nightly_refresh_schedule],
-        sensors=[retrain_on_new_splits],
-        resources=build_resources(),
+    """Build the definitions from the current environment (``petid demo`` calls this after setting it): each asset
+    group's own ``defs`` (assets and checks), merged with the jobs, schedules, sensors and resources."""
+    return Definitions.merge(
+        ingest.defs,
+        curation.defs,
+        dataset.defs,
+        model.defs,
+        Definitions(
+            jobs=[nightly_refresh_job, train_evaluate_job, full_pipeline_job],
+            schedules=[nightly_refresh_schedule],
+            sensors=[retrain_on_new_splits],
+            resources=build_resources(),
+        ),
     )
 
 

@@ -46,7 +46,7 @@ def test_training_reads_the_detector_crops(oxford_pets: Path, yolo_model_dir: Pa
     selection = (AssetSelection.assets("external_datasets").downstream()
                  - AssetSelection.assets("evaluation_report", "search_index"))
     result = materialize(
-        [*ingest_assets(ingest), *ingest_assets(curation), *ingest_assets(dataset), *ingest_assets(model)],
+        [asset for group in (ingest, curation, dataset, model) for asset in group.defs.assets],
         selection=selection, resources=resources,
         run_config={"ops": {"external_datasets": {"config": {"specs": [f"csv:{listing}"]}},
                             "images": {"config": {"workers": 1}}, "image_hashes": {"config": {"workers": 1}},
@@ -77,8 +77,3 @@ def io_path(home: Path, key: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
-
-def ingest_assets(module):
-    from dagster import load_assets_from_modules
-
-    return load_assets_from_modules([module])
