@@ -53,9 +53,9 @@ def _positive_int(text: str) -> int:
 
 
 def _embedder(args: argparse.Namespace):
-    from training.embedder import load_embedder
+    from evaluation.embeddings import load_photo_embedder
 
-    return load_embedder(args.model, _registry(args))
+    return load_photo_embedder(args.model, _registry(args))
 
 
 def cmd_embed(args: argparse.Namespace) -> int:

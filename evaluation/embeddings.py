@@ -23,7 +23,7 @@ from petid.paths import sha256_file
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class Embedder(Protocol):
+class PhotoEmbedder(Protocol):
     """What evaluation and search need from a model (``training.embedder.Embedder`` satisfies it)."""
 
     model_id: str
@@ -60,6 +60,13 @@ def content_keys(frame: pd.DataFrame) -> list[str]:
     return keys
 
 
+def load_photo_embedder(ref: str, registry_root: str | os.PathLike[str] | None) -> PhotoEmbedder:
+    """The model ``ref`` names (``baseline``, an alias, a version id or directory), from the training registry."""
+    from training.embedder import load_embedder
+
+    return load_embedder(ref, registry_root)
+
+
 def _model_dir(cache_dir: str | os.PathLike[str], model_id: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id).strip("_") or "model"
     return Path(cache_dir) / safe
@@ -92,7 +99,7 @@ def _write_shard(cache_dir: str | os.PathLike[str], model_id: str, shas: list[st
 
 def embed_frame(
     frame: pd.DataFrame,
-    embedder: Embedder,
+    embedder: PhotoEmbedder,
     cache_dir: str | os.PathLike[str] | None,
     batch_size: int = 32,
 ) -> np.ndarray:

@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evaluation.embeddings import Embedder, embed_frame, photo_frame
+from evaluation.embeddings import PhotoEmbedder, embed_frame, load_photo_embedder, photo_frame
 from evaluation.identification import IdentificationResult, identify
 from evaluation.mcnemar import mcnemar
 from evaluation.verification import Pairs, VerificationResult, make_pairs, verify
 from petid.errors import UserError
 
-EmbedderFactory = Callable[[str, Any], Embedder]
+EmbedderFactory = Callable[[str, Any], PhotoEmbedder]
 HEADLINE = ("top1", "top5", "top10", "map", "roc_auc", "eer")  # the numbers every report, table and gate quotes
 
 
@@ -110,12 +110,6 @@ def breakdown(frame: pd.DataFrame, column: str, model: ModelEvaluation, baseline
     return out
 
 
-def _default_factory(ref: str, registry_root: Any) -> Embedder:
-    from training.embedder import load_embedder
-
-    return load_embedder(ref, registry_root)
-
-
 def _clean(value: Any) -> Any:
     """JSON-safe: numpy scalars to Python, non-finite floats to None."""
     if isinstance(value, dict):
@@ -155,7 +149,7 @@ def evaluate(
     from evaluation.intervals import bootstrap_intervals
     from evaluation.report import write_report
 
-    factory = embedder_factory or _default_factory
+    factory = embedder_factory or load_photo_embedder
     frame = prepare_frame(frame)
     pairs = make_pairs(frame["identity_id"].to_numpy(), seed=seed)
     if pairs.n_pos == 0:
@@ -163,7 +157,7 @@ def evaluate(
     refs = {"model": model_ref, "baseline": baseline_ref}
     if candidate_ref is not None and candidate_ref not in (model_ref, baseline_ref):
         refs["candidate"] = candidate_ref
-    embedders: dict[str, Embedder] = {}
+    embedders: dict[str, PhotoEmbedder] = {}
     evaluations: dict[str, ModelEvaluation] = {}
     for name, ref in refs.items():
         same = next((embedders[n] for n, r in refs.items() if n in embedders and r == ref), None)

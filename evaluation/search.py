@@ -36,7 +36,7 @@ from evaluation.ann import (
     make_backend,
     top_k,
 )
-from evaluation.embeddings import Embedder, embed_frame, normalise, photo_frame
+from evaluation.embeddings import PhotoEmbedder, embed_frame, load_photo_embedder, normalise, photo_frame
 from petid.errors import UserError
 
 META_COLUMNS = ("source", "species", "kind", "date", "url")
@@ -45,12 +45,6 @@ DTYPES = {"float16": np.float16, "float32": np.float32}
 
 class SearchError(UserError, ValueError):
     """Bad index folder, query or filter value."""
-
-
-def _load_embedder(ref: str, registry_root: Any) -> Embedder:
-    from training.embedder import load_embedder
-
-    return load_embedder(ref, registry_root)
 
 
 def _gallery_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -68,7 +62,7 @@ def build_index(
     model_ref: str,
     registry_root: str | os.PathLike[str] | None,
     out_dir: str | os.PathLike[str],
-    embedder: Embedder | None = None,
+    embedder: PhotoEmbedder | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     dtype: str = "float16",
     backend: str | None = "auto",
@@ -84,7 +78,7 @@ def build_index(
     gallery = _gallery_frame(frame)
     if gallery.empty:
         raise SearchError("cannot build a search index from an empty gallery")
-    embedder = embedder or _load_embedder(model_ref, registry_root)
+    embedder = embedder or load_photo_embedder(model_ref, registry_root)
     vectors = embed_frame(gallery, embedder, cache_dir, batch_size=batch_size).astype(DTYPES[dtype])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -160,7 +154,7 @@ class SearchIndex:
         identities: pd.DataFrame,
         info: dict,
         backend: Backend,
-        embedder: Embedder | None = None,
+        embedder: PhotoEmbedder | None = None,
         registry_root: str | os.PathLike[str] | None = None,
     ) -> None:
         self.directory, self.vectors, self.photos, self.identities = directory, vectors, photos, identities
@@ -177,7 +171,7 @@ class SearchIndex:
         cls,
         directory: str | os.PathLike[str],
         backend: str | None = None,
-        embedder: Embedder | None = None,
+        embedder: PhotoEmbedder | None = None,
         registry_root: str | os.PathLike[str] | None = None,
     ) -> SearchIndex:
         """Open an index folder; ``backend`` overrides the one it was built with (``exact`` and ``binary`` always
@@ -206,7 +200,7 @@ class SearchIndex:
         non-image or undecodable photo."""
         check_query_photo(photo)
         if self._embedder is None:
-            self._embedder = _load_embedder(self.info["model_ref"], self.registry_root)
+            self._embedder = load_photo_embedder(self.info["model_ref"], self.registry_root)
         if self._embedder.model_id != self.info["model"]:
             raise SearchError(
                 f"index {self.directory} was built with model {self.info['model']}, query embedder is "

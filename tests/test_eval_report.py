@@ -90,7 +90,7 @@ def test_cli_embed_evaluate_compare(photos: pd.DataFrame, tmp_path: Path, monkey
     import evaluation.cli as cli
 
     monkeypatch.setattr(cli, "_embedder", lambda args: _factory(args.model, None))
-    monkeypatch.setattr(evaluate_module, "_default_factory", _factory)
+    monkeypatch.setattr(evaluate_module, "load_photo_embedder", _factory)
     dataset = f"identity-folders:{tmp_path / 'photos'}"
     common = ["--registry", str(tmp_path / "models"), "--cache", str(tmp_path / "cache")]
 

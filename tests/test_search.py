@@ -121,7 +121,7 @@ def test_cli_index_build_and_search(tmp_path: Path, gallery: pd.DataFrame, monke
     import evaluation.search as search
 
     monkeypatch.setattr(cli, "_embedder", lambda args: PixelEmbedder())
-    monkeypatch.setattr(search, "_load_embedder", lambda ref, root: PixelEmbedder())
+    monkeypatch.setattr(search, "load_photo_embedder", lambda ref, root: PixelEmbedder())
     dataset = f"identity-folders:{tmp_path / 'photos'}"
     assert main(["index", "build", "--dataset", dataset, "--model", "m", "--out", str(tmp_path / "idx"),
                  "--registry", str(tmp_path / "models"), "--no-cache"]) == 0

@@ -22,7 +22,7 @@ def index(tmp_path: Path, monkeypatch) -> tuple[Path, pd.DataFrame]:
 
     gallery = make_photos(tmp_path / "photos", n_identities=4, per_identity=2, seed=3)
     build_index(gallery, "m", None, tmp_path / "idx", embedder=PixelEmbedder())
-    monkeypatch.setattr(search, "_load_embedder", lambda ref, root: PixelEmbedder())
+    monkeypatch.setattr(search, "load_photo_embedder", lambda ref, root: PixelEmbedder())
     return tmp_path / "idx", gallery
 
 
