@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._images import photo  # noqa: E402
+from petid.sample.images import photo  # noqa: E402
 from curation.hashing import hamming, hash_images  # noqa: E402
 from curation.images import process_images, process_stats  # noqa: E402
 from curation.neardup import near_duplicate_pairs  # noqa: E402

@@ -35,7 +35,7 @@ def main() -> None:
     from training.losses import recipe_loss
     from training.model import build_model
     from training.samplers import BalancedIdentitySampler
-    from training.synthetic import make_identity_set
+    from petid.sample.identities import make_identity_set
     from training.transforms import cache_size, data_config, train_transform
 
     config = TrainConfig.demo(p=args.p, k=args.k, image_size=args.image_size, num_workers=args.workers,

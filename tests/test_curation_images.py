@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from bench._images import photo
+from petid.sample.images import photo
 from curation.images import ImageOptions, image_id_for, process_images, process_stats
 from petid.paths import sha256_file
 from petid.records import catalogue_table

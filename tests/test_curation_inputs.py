@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench._images import photo
+from petid.sample.images import photo
 from curation.hashing import hash_images
 from curation.images import process_images
 from petid.cli import main

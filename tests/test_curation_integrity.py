@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 from PIL import Image
 
-from bench._images import photo
+from petid.sample.images import photo
 from curation import checks
 from curation.images import hash_curated, image_ok, process_images, process_stats
 from petid.records import catalogue_table

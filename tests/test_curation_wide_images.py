@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench._images import photo
+from petid.sample.images import photo
 from curation.hashing import hamming, hash_images, hash_pil_images
 from curation.images import process_images
 from petid.cli import main

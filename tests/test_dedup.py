@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from bench._images import photo
+from petid.sample.images import photo
 from curation.dedup import DedupError, deduplicate
 from curation.hashing import hash_images
 from curation.images import process_images

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench._images import photo
+from petid.sample.images import photo
 from curation.hashing import hamming, hash_file, hash_images, hash_pil_images, load_gray, to_hex, webp_available
 
 

@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 from training.config import TrainConfig
 from training.gate import gate_decision, read_gate
 from training.registry import ModelRegistry
-from training.synthetic import make_identity_set
+from petid.sample.identities import make_identity_set
 from training.train import TrainingDataError, train_model
 
 

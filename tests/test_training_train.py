@@ -16,7 +16,7 @@ import torch
 
 from training.config import TrainConfig
 from training.registry import ModelNotFoundError, ModelRegistry, VersionExistsError
-from training.synthetic import make_identity_set
+from petid.sample.identities import make_identity_set
 from training.train import TrainingDataError, train_model
 
 REPO = Path(__file__).resolve().parents[1]

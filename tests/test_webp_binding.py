@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench._images import photo
+from petid.sample.images import photo
 from curation import webp
 from curation.hashing import hamming, hash_file, hash_images, load_gray
 

@@ -1,4 +1,5 @@
-"""Photo-like synthetic images (smooth gradients, soft shapes, sensor noise) for benchmarks and tests.
+"""Photo-like synthetic images (smooth gradients, soft shapes, sensor noise) for benchmarks and tests (part of the
+sample package: the libraries never import it).
 
 They compress and hash like real photos (unlike flat test patterns), are deterministic for a seed, and are distinct
 from each other for different seeds.

@@ -1,4 +1,5 @@
-"""A synthetic identity set (coloured shapes, consistent per identity) for tests, smoke runs and the benchmark."""
+"""A synthetic identity set (coloured shapes, consistent per identity) for tests, smoke runs and the training
+benchmark (part of the sample package: the libraries never import it)."""
 
 from __future__ import annotations
 
