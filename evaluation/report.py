@@ -60,17 +60,9 @@ def worst_false_matches(frame: pd.DataFrame, model: ModelEvaluation, limit: int 
     ]
 
 
-def write_report(
-    report: dict[str, Any],
-    out_dir: str | os.PathLike[str],
-    frame: pd.DataFrame,
-    model: ModelEvaluation,
-    baseline: ModelEvaluation,
-) -> dict[str, Path]:
-    """Write the JSON, Markdown, HTML and figures; returns ``{name: path}``. ``report`` gains ``worst_false_matches``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    labels = {"model": f"trained {model.model}", "baseline": f"baseline {baseline.model}"}
+def _figures(out: Path, frame: pd.DataFrame, model: ModelEvaluation, baseline: ModelEvaluation,
+             labels: dict[str, str]) -> tuple[dict[str, Path], list[dict[str, Any]]]:
+    """Draw the ROC, score histograms and worst-false-match sheet; returns their paths and the worst matches."""
     paths = {name: out / file for name, file in FIGURES.items()}
     roc_plot(
         {
@@ -87,16 +79,25 @@ def write_report(
         paths["scores"],
     )
     worst = worst_false_matches(frame, model)
-    report["worst_false_matches"] = worst
     contact_sheet(
         [([w["query"], w["match"]], f"{w['query_identity']} -> {w['match_identity']} ({w['score']:.3f})") for w in worst],
         paths["worst"],
         title="worst false matches: query | wrongly matched gallery photo",
     )
+    return paths, worst
 
+
+def _entries(report: dict[str, Any], labels: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    """(row name, metrics) for the model, the baseline and, if present, the candidate."""
     entries = [(labels["model"], report), (labels["baseline"], report["baseline"])]
     if report.get("candidate"):
         entries.append((f"candidate {report['candidate']['model']} (not in production)", report["candidate"]))
+    return entries
+
+
+def _headline_tables(report: dict[str, Any], labels: dict[str, str]) -> tuple[str, str, str, str, str]:
+    """Headline metrics and confidence-interval tables (Markdown, HTML each) and the interval note."""
+    entries = _entries(report, labels)
     headline_md, headline_html = _table(["model", *REPORT_COLUMNS],
                                         [[name, *(e.get(k) for k in REPORT_COLUMNS)] for name, e in entries])
     level = int(round(100 * report.get("interval_method", {}).get("level", 0.95)))
@@ -107,6 +108,11 @@ def write_report(
     method = report.get("interval_method", {})
     intervals_note = (f"Intervals: percentile bootstrap over identities ({method.get('n_boot')} replicates). "
                       "The verification pairs and every model's scores are in pairs.csv.")
+    return headline_md, headline_html, intervals_md, intervals_html, intervals_note
+
+
+def _group_tables(report: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Per-source and per-species tables with their headings, as Markdown sections and HTML fragments."""
     group_header = ["group", "n_queries", "n_identities", "top1", "top5", "top10", "map", "baseline_top1", "baseline_map"]
     groups_md, groups_html = [], []
     for key in ("per_source", "per_species"):
@@ -114,16 +120,30 @@ def write_report(
         md, htm = _table([key.replace("per_", ""), *group_header[1:]], rows)
         groups_md.append(f"### {key.replace('_', ' ')}\n\n{md}")
         groups_html.append(f"<h3>{html.escape(key.replace('_', ' '))}</h3>{htm}")
+    return groups_md, groups_html
+
+
+def _mcnemar_line(report: dict[str, Any]) -> str:
+    """One sentence with the model-vs-baseline McNemar test."""
     mc = report["mcnemar"]
-    mc_line = (
+    return (
         f"McNemar (top-1, model vs baseline): b={mc['b']}, c={mc['c']}, statistic={mc['statistic']:.3f}, "
         f"p={mc['p_value']:.4g} ({mc['method']})"
     )
-    counts = (
+
+
+def _counts_line(report: dict[str, Any]) -> str:
+    """Sizes of the evaluation set: identities, photos, queries and pairs."""
+    return (
         f"{report['n_identities']} identities, {report['n_images']} photos, {report['n_queries']} queries, "
         f"{report['n_pairs_pos']} positive / {report['n_pairs_neg']} negative pairs"
     )
-    md_text = "\n\n".join(
+
+
+def _markdown(report: dict[str, Any], counts: str, headline_md: str, intervals_md: str, intervals_note: str,
+              mc_line: str, groups_md: list[str]) -> str:
+    """The Markdown report (without the trailing newline)."""
+    return "\n\n".join(
         [
             f"# Evaluation report: {report['model']}",
             counts,
@@ -139,7 +159,12 @@ def write_report(
             f"![worst false matches]({FIGURES['worst']})",
         ]
     )
-    html_text = (
+
+
+def _html(report: dict[str, Any], counts: str, headline_html: str, intervals_html: str, intervals_note: str,
+          mc_line: str, groups_html: list[str]) -> str:
+    """The self-contained HTML report."""
+    return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>Evaluation {html.escape(str(report['model']))}</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
@@ -149,8 +174,33 @@ def write_report(
         + "".join(f"<p><img src='{FIGURES[k]}' alt='{k}'></p>" for k in ("roc", "scores", "worst"))
         + "</body></html>"
     )
+
+
+def _write_files(out: Path, paths: dict[str, Path], report: dict[str, Any], md_text: str,
+                 html_text: str) -> dict[str, Path]:
+    """Write report.json/.md/.html next to the figures; returns every file's path by name."""
     files = {**paths, "json": out / "report.json", "md": out / "report.md", "html": out / "report.html"}
     files["json"].write_text(json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False), encoding="utf-8")
     files["md"].write_text(md_text + "\n", encoding="utf-8")
     files["html"].write_text(html_text, encoding="utf-8")
     return files
+
+
+def write_report(
+    report: dict[str, Any],
+    out_dir: str | os.PathLike[str],
+    frame: pd.DataFrame,
+    model: ModelEvaluation,
+    baseline: ModelEvaluation,
+) -> dict[str, Path]:
+    """Write the JSON, Markdown, HTML and figures; returns ``{name: path}``. ``report`` gains ``worst_false_matches``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = {"model": f"trained {model.model}", "baseline": f"baseline {baseline.model}"}
+    paths, report["worst_false_matches"] = _figures(out, frame, model, baseline, labels)
+    headline_md, headline_html, intervals_md, intervals_html, intervals_note = _headline_tables(report, labels)
+    groups_md, groups_html = _group_tables(report)
+    mc_line, counts = _mcnemar_line(report), _counts_line(report)
+    md_text = _markdown(report, counts, headline_md, intervals_md, intervals_note, mc_line, groups_md)
+    html_text = _html(report, counts, headline_html, intervals_html, intervals_note, mc_line, groups_html)
+    return _write_files(out, paths, report, md_text, html_text)
