@@ -36,15 +36,19 @@ def _secret(name: str) -> EnvVar | None:
     return EnvVar(name) if os.environ.get(name) else None
 
 
-def build_resources() -> dict[str, object]:
+def build_resources(home: str | None = None) -> dict[str, object]:
+    """The deployment's resources. One storage root (``home``, else ``PETID_HOME``, else ``./data``) is shared by
+    the IO manager, the registry and the sample source."""
+    storage = StorageResource(root=home)
     return {
-        "io_manager": ParquetIOManager(),
-        "storage": StorageResource(),
+        "io_manager": ParquetIOManager(storage=storage),
+        "storage": storage,
         "http": HttpClientResource(
             base_url=os.environ.get("PETID_PET911_URL", "https://pet911.ru"),
             rate_limit_per_s=float(os.environ.get("PETID_RATE_LIMIT", "1.0")),
         ),
         "sample": SampleSourceResource(
+            storage=storage,
             enabled=env_flag("PETID_SAMPLE"),
             seed=int(os.environ.get("PETID_SAMPLE_SEED", "0")),
             n_animals=int(os.environ.get("PETID_SAMPLE_ANIMALS", "48")),
@@ -57,7 +61,7 @@ def build_resources() -> dict[str, object]:
             export_dirs=_env_list("PETID_TELEGRAM_EXPORTS"),
         ),
         "detector": DetectorResource(weights=os.environ.get("PETID_DETECTOR") or None),
-        "registry": ModelRegistryResource(),
+        "registry": ModelRegistryResource(storage=storage),
     }
 
 

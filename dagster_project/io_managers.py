@@ -13,18 +13,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
+from dagster_project.resources import StorageResource
 from petid.paths import atomic_write_parquet
-from petid.settings import Layout, petid_home
 
 
 class ParquetIOManager(ConfigurableIOManager):
     """Stores each table asset at ``tables/<asset key>.parquet`` (written atomically)."""
 
-    root: str | None = None
+    storage: StorageResource
 
     def _path(self, context: InputContext | OutputContext) -> Path:
         key = "__".join(context.asset_key.path)
-        return Layout(self.root or petid_home()).table(key)
+        return self.storage.layout.table(key)
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if obj is None:

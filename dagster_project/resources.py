@@ -16,7 +16,8 @@ from scrapers.http import DEFAULT_USER_AGENT
 
 
 class StorageResource(ConfigurableResource):
-    """The storage root (env ``PETID_HOME``, default ``./data``) and its directory layout."""
+    """The storage root (env ``PETID_HOME``, default ``./data``) and its directory layout: the one root that the
+    IO manager, the model registry and the sample source all receive."""
 
     root: str | None = None
 
@@ -47,10 +48,10 @@ class SampleSourceResource(ConfigurableResource):
     for the live site.
     """
 
+    storage: StorageResource
     enabled: bool = False
     seed: int = 0
     n_animals: int = 48
-    root: str | None = None
 
     _base_url: str | None = PrivateAttr(default=None)
     _export_dir: Path | None = PrivateAttr(default=None)
@@ -62,7 +63,7 @@ class SampleSourceResource(ConfigurableResource):
         from petid.sample.pet911_site import serve_site
         from petid.sample.source import ensure_sample
 
-        source = ensure_sample(Path(self.root or petid_home()) / "sample", seed=self.seed, n_animals=self.n_animals)
+        source = ensure_sample(self.storage.layout.root / "sample", seed=self.seed, n_animals=self.n_animals)
         self._stack = contextlib.ExitStack()
         self._base_url = self._stack.enter_context(serve_site(source.pet911_site_dir))
         self._export_dir = source.telegram_export_dir
@@ -134,13 +135,13 @@ class DetectorResource(ConfigurableResource):
 
 
 class ModelRegistryResource(ConfigurableResource):
-    """The versioned model registry (default ``<PETID_HOME>/models``)."""
+    """The versioned model registry, ``<storage root>/models``."""
 
-    root: str | None = None
+    storage: StorageResource
 
     @property
     def path(self) -> Path:
-        return Path(self.root) if self.root else Layout(petid_home()).models
+        return self.storage.layout.models
 
 
 def env_flag(name: str) -> bool:

@@ -29,7 +29,8 @@ def test_parquet_io_manager_round_trips_arrow_and_pandas(tmp_path: Path) -> None
         assert isinstance(doubled, pa.Table)
         return pa.table({"total": [sum(doubled.column("n").to_pylist())]})
 
-    result = materialize([numbers, doubled, total], resources={"io_manager": ParquetIOManager(root=str(tmp_path))})
+    io_manager = ParquetIOManager(storage=StorageResource(root=str(tmp_path)))
+    result = materialize([numbers, doubled, total], resources={"io_manager": io_manager})
     assert result.success
     assert pq.read_table(tmp_path / "tables" / "total.parquet").column("total").to_pylist() == [12]
     meta = result.asset_materializations_for_node("numbers")[0].metadata
@@ -47,7 +48,7 @@ def test_io_manager_names_the_missing_upstream(tmp_path: Path) -> None:
 
     result = materialize(
         [upstream.to_source_asset(), downstream],
-        resources={"io_manager": ParquetIOManager(root=str(tmp_path))},
+        resources={"io_manager": ParquetIOManager(storage=StorageResource(root=str(tmp_path)))},
         raise_on_error=False,
     )
     assert not result.success

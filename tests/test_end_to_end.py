@@ -136,16 +136,13 @@ def test_a_truncated_curated_photo_fails_the_run(demo_home: Path) -> None:
     from dagster import AssetSelection, materialize
 
     from dagster_project.definitions import build_resources, defs
-    from dagster_project.io_managers import ParquetIOManager
-    from dagster_project.resources import StorageResource
 
     manifest = pq.read_table(demo_home / "tables" / "image_manifest.parquet").to_pandas()
     victim = Path(manifest.path.iloc[0])
     original = victim.read_bytes()
     try:
         victim.write_bytes(original[: len(original) // 2])
-        resources = {**build_resources(), "io_manager": ParquetIOManager(root=str(demo_home)),
-                     "storage": StorageResource(root=str(demo_home))}
+        resources = build_resources(home=str(demo_home))
         assets = list(defs.assets or [])
         result = materialize([*assets, *(defs.asset_checks or [])], resources=resources, raise_on_error=False,
                              selection=AssetSelection.assets("image_manifest", "identity_manifest"))

@@ -12,10 +12,10 @@ import pytest
 from eval_fakes import PixelEmbedder, make_photos
 from sklearn.metrics import roc_auc_score
 
+from petid.sample.identities import make_identity_set
 from training.config import TrainConfig
 from training.gate import gate_decision, read_gate
 from training.registry import ModelRegistry
-from petid.sample.identities import make_identity_set
 from training.train import TrainingDataError, train_model
 
 
@@ -162,13 +162,13 @@ def test_production_check_blocks_a_production_the_gate_did_not_choose(synthetic:
     from dagster import build_asset_check_context
 
     from assets.model import LINEAGE_SCHEMA, production_beats_frozen_backbone
-    from dagster_project.resources import ModelRegistryResource
+    from dagster_project.resources import ModelRegistryResource, StorageResource
 
-    result = train_model(synthetic, tiny(gate_margin=1.0), tmp_path, log=lambda m: None)
+    result = train_model(synthetic, tiny(gate_margin=1.0), tmp_path / "models", log=lambda m: None)
     row = {name: None for name in LINEAGE_SCHEMA.names}
     row.update(trained_version=result.version_id, baseline_version=result.baseline_id, promoted=False,
                production_version=result.production_id)
-    registry = ModelRegistryResource(root=str(tmp_path))
+    registry = ModelRegistryResource(storage=StorageResource(root=str(tmp_path)))
     def check(row: dict):
         return production_beats_frozen_backbone(build_asset_check_context(), pa.Table.from_pylist([row], schema=LINEAGE_SCHEMA),
                                                 registry=registry)

@@ -17,8 +17,7 @@ def test_training_reads_the_detector_crops(oxford_pets: Path, yolo_model_dir: Pa
 
     from assets import curation, dataset, ingest, model
     from dagster_project.definitions import build_resources
-    from dagster_project.io_managers import ParquetIOManager
-    from dagster_project.resources import DetectorResource, ModelRegistryResource, StorageResource
+    from dagster_project.resources import DetectorResource
     from petid.records import empty_catalogue
     from training.registry import ModelRegistry, manifest_hash
 
@@ -33,16 +32,13 @@ def test_training_reads_the_detector_crops(oxford_pets: Path, yolo_model_dir: Pa
             if r["breed"] in breeds:
                 photo = oxford_pets / "images" / f"{r['species']}s" / f"{r['image_name']}.jpg"
                 writer.writerow([str(photo), r["breed"], r["species"]])
-    io = ParquetIOManager(root=str(home))
     for empty in ("pet911_photos", "telegram_posts"):  # the other sources have nothing this run
         pq.write_table(empty_catalogue(), io_path(home, empty))
     train_yaml = tmp_path / "train.yaml"
     train_yaml.write_text("preset: demo\nbackbone: test_efficientnet\npretrained: none\nembedding_dim: 16\n"
                           "image_size: 64\nepochs: 1\nmax_steps: 1\np: 4\nnum_workers: 0\ncache_images: false\n"
                           "unfreeze_blocks: 99\n")
-    resources = {**build_resources(), "io_manager": io, "storage": StorageResource(root=str(home)),
-                 "registry": ModelRegistryResource(root=str(home / "models")),
-                 "detector": DetectorResource(weights=str(yolo_model_dir))}
+    resources = {**build_resources(home=str(home)), "detector": DetectorResource(weights=str(yolo_model_dir))}
     selection = (AssetSelection.assets("external_datasets").downstream()
                  - AssetSelection.assets("evaluation_report", "search_index"))
     result = materialize(
