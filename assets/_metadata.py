@@ -8,26 +8,16 @@ from typing import Any
 import pyarrow as pa
 from dagster import MetadataValue
 
+from petid import tables
+
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, limit: int = 10) -> str:
+    """Dict rows as a Markdown table (``petid.tables``), the first ``limit`` rows, long cells cut at 60 chars."""
     if not rows:
         return "_(no rows)_"
     columns = list(columns or rows[0].keys())
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows[:limit]:
-        cells = [_cell(row.get(col)) for col in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    if len(rows) > limit:
-        lines.append(f"\n_{len(rows) - limit} more rows_")
-    return "\n".join(lines)
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    text = "" if value is None else str(value)
-    text = text.replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= 60 else text[:57] + "..."
+    text = tables.markdown_table(columns, ([row.get(c) for c in columns] for row in rows[:limit]), max_len=60)
+    return text + (f"\n\n_{len(rows) - limit} more rows_" if len(rows) > limit else "")
 
 
 def preview(table: pa.Table, columns: Sequence[str], limit: int = 8) -> MetadataValue:

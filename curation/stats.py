@@ -54,23 +54,15 @@ def _row(source: str, identity_ids: list[str]) -> dict[str, object]:
 
 def stats_markdown(table: pa.Table) -> str:
     """The statistics as a Markdown table (Table-2 style; the total row in bold)."""
+    from petid.tables import markdown_table
+
     header = ["Source", "Identities", "Photos", "Min", "Max", "Mean", "Median", "Std"]
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    rows = []
     for row in table.to_pylist():
-        cells = [
-            str(row["source"]),
-            f"{row['identities']:,}",
-            f"{row['photos']:,}",
-            str(row["min"]),
-            str(row["max"]),
-            f"{row['mean']:.2f}",
-            f"{row['median']:g}",
-            f"{row['std']:.2f}",
-        ]
-        if row["source"] == TOTAL:
-            cells = [f"**{c}**" for c in cells]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        cells = [str(row["source"]), f"{row['identities']:,}", f"{row['photos']:,}", str(row["min"]),
+                 str(row["max"]), f"{row['mean']:.2f}", f"{row['median']:g}", f"{row['std']:.2f}"]
+        rows.append([f"**{c}**" for c in cells] if row["source"] == TOTAL else cells)
+    return markdown_table(header, rows, align=["l"] + ["r"] * (len(header) - 1))
 
 
 def split_counts(image_manifest: pa.Table) -> pa.Table:

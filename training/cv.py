@@ -104,14 +104,13 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def markdown_summary(summary: list[dict[str, Any]]) -> str:
     """The summary as a Markdown table (mean ± std over folds)."""
-    header = "| setting | model | " + " | ".join(REPORTED) + " | trained beats frozen (Top-1 & EER) | promoted |"
-    lines = [header, "|" + "---|" * (len(REPORTED) + 4)]
-    for e in summary:
-        cells = [f"{e[k]:.3f} ± {e[k + '_std']:.3f}" for k in REPORTED]
-        wins = f"{e['folds_beating_frozen']}/{e['folds']}" if "folds_beating_frozen" in e else ""
-        promoted = f"{e['folds_promoted']}/{e['folds']}" if "folds_promoted" in e else ""
-        lines.append(f"| {e['setting']} | {e['model']} | " + " | ".join(cells) + f" | {wins} | {promoted} |")
-    return "\n".join(lines)
+    from petid.tables import markdown_table
+
+    header = ["setting", "model", *REPORTED, "trained beats frozen (Top-1 & EER)", "promoted"]
+    rows = [[e["setting"], e["model"], *(f"{e[k]:.3f} ± {e[k + '_std']:.3f}" for k in REPORTED),
+             f"{e['folds_beating_frozen']}/{e['folds']}" if "folds_beating_frozen" in e else "",
+             f"{e['folds_promoted']}/{e['folds']}" if "folds_promoted" in e else ""] for e in summary]
+    return markdown_table(header, rows)
 
 
 def with_phash(frame: pd.DataFrame) -> pd.DataFrame:
