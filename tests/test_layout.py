@@ -66,3 +66,14 @@ def test_libraries_and_assets_never_import_the_app_or_the_sample_world(package: 
         if module.startswith(APP_MODULES)
     ]
     assert not offenders, offenders
+
+
+FOUNDATION = ("errors", "records", "paths", "settings", "stats", "tables")
+
+
+@pytest.mark.parametrize("module", FOUNDATION)
+def test_the_foundation_imports_nothing_above_it(module: str) -> None:
+    above = ("scrapers", "curation", "training", "evaluation", "assets", "dagster_project", "dagster", "bench")
+    offenders = [name for name, _ in _imports(REPO / "petid" / f"{module}.py")
+                 if name.split(".")[0] in above or (name.startswith("petid.") and name.split(".")[1] not in FOUNDATION)]
+    assert not offenders, offenders
