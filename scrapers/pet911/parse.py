@@ -227,7 +227,8 @@ def _has_token(element: Any, token: str) -> bool:
     return token in (element.get("class") or "").split()
 
 
-def _parse_html(text: str, url: str | None) -> dict[str, Any]:
+def _document(text: str) -> tuple[Any, dict[str, list[Any]]]:
+    """The parsed page and its class index; ``NotAListingError`` unless it is HTML with a ``div.card``."""
     try:
         doc = lxml.etree.fromstring(text, _HTML_PARSER)
     except (lxml.etree.ParserError, ValueError) as exc:
@@ -238,7 +239,11 @@ def _parse_html(text: str, url: str | None) -> dict[str, Any]:
     if not any(el.tag == "div" for el in idx.get("card", ())):
         title = _clean(" ".join(doc.xpath("//title//text()")))
         raise NotAListingError(f"no pet911 listing card (div.card) in the page (title: {title!r})")
+    return doc, idx
 
+
+def _card_info(idx: dict[str, list[Any]]) -> dict[str, Any]:
+    """The attribute rows of the card: lower-cased label → value element (the first of each row)."""
     info: dict[str, Any] = {}
     for row in idx.get("card-info", ()):
         label = value = None
@@ -249,8 +254,11 @@ def _parse_html(text: str, url: str | None) -> dict[str, Any]:
                 value = child
         if label and value is not None:
             info[label.lower()] = value
-    value_text = {k: _clean(_text(v)) for k, v in info.items()}
+    return info
 
+
+def _json_ld_animal(doc: Any) -> tuple[dict, str | None]:
+    """The JSON-LD ``Animal``'s merged property terms and its term ``@id`` (a string, else None)."""
     animal: dict = {}
     ld_id = None
     for item in _json_ld(doc):
@@ -260,9 +268,17 @@ def _parse_html(text: str, url: str | None) -> dict[str, Any]:
             for prop in properties if isinstance(properties, list) else []:
                 if isinstance(prop, dict) and isinstance(prop.get("term"), dict):
                     animal.update(prop["term"])
+    return animal, ld_id
 
-    urls = [str(u) for u in [url, *doc.xpath("//meta[@property='og:url']/@content"),
+
+def _page_urls(doc: Any, url: str | None) -> list[str]:
+    """The URLs the page is known by: the given one, then ``og:url``, then the canonical link."""
+    return [str(u) for u in [url, *doc.xpath("//meta[@property='og:url']/@content"),
                              *doc.xpath("//link[@rel='canonical']/@href")] if u]
+
+
+def _listing_id(value_text: dict[str, str | None], ld_id: str | None, urls: list[str]) -> str:
+    """The listing number from the card, JSON-LD or a URL's last segment; ``NotAListingError`` if none is valid."""
     listing_id = value_text.get("номер объявления") or ld_id
     if not listing_id:
         for candidate in urls:
@@ -272,23 +288,33 @@ def _parse_html(text: str, url: str | None) -> dict[str, Any]:
                 break
     if not is_valid_listing_id(listing_id):
         raise NotAListingError(f"page has a card but no valid pet911 listing number (got {listing_id!r})")
+    return listing_id
 
-    # Species / kind: JSON-LD, breadcrumbs, URLs, then the listing number.
+
+def _kind_species(animal: dict, crumbs: list[Any], urls: list[str], listing_id: str) -> tuple[str, str | None]:
+    """Lost/found and species: JSON-LD, breadcrumbs, URLs, then the listing number (kind only)."""
     kind = species = None
     atype = (_str(animal.get("animalType")) or "").strip().lower()
     if atype:
         species = _SPECIES_WORDS.get(atype, "other")
-    crumbs = idx.get("breadcrumbs__item", [])
     for crumb in crumbs:
         k, s = _kind_species_from_path(crumb.get("href") or "")
         kind, species = kind or k, species or s
     for candidate in urls:
         k, s = kind_species_from_url(candidate)
         kind, species = kind or k, species or s
-    kind = kind or {"rl": "lost", "rf": "found"}[listing_id[:2]]
+    return kind or {"rl": "lost", "rf": "found"}[listing_id[:2]], species
 
+
+def _dates(info: dict[str, Any], value_text: dict[str, str | None]) -> tuple[str | None, str | None]:
+    """ISO dates the listing was added and the pet went missing / was found."""
     event_label = next((k for k in info if k.startswith(("пропал", "найден"))), None)
+    date_added = iso_date(value_text.get("добавлено"))
+    return date_added, iso_date(value_text.get(event_label)) if event_label else None
 
+
+def _city_address(idx: dict[str, list[Any]], crumbs: list[Any], urls: list[str]) -> tuple[str | None, str | None]:
+    """City (catalog breadcrumb, Cyrillic URL slug, then the address's last part) and street address."""
     city = None
     if len(crumbs) >= 2 and "/catalog" in (crumbs[1].get("href") or ""):
         city = _clean(_text(crumbs[1]))
@@ -305,28 +331,41 @@ def _parse_html(text: str, url: str | None) -> dict[str, Any]:
             break
     if city is None and address:
         city = address.rsplit(",", 1)[-1].strip() or None
+    return city, address
 
-    lat = lng = None
+
+def _coordinates(text: str) -> tuple[float | None, float | None]:
+    """Latitude and longitude from the page's ``initMap(...)`` call; null when absent, malformed or out of range."""
     if match := _INITMAP_RE.search(text):  # a malformed number (``55.7.7``) or one out of range becomes null
-        lat, lng = _coordinate(match.group(1), 90.0), _coordinate(match.group(2), 180.0)
+        return _coordinate(match.group(1), 90.0), _coordinate(match.group(2), 180.0)
+    return None, None
 
+
+def _title(doc: Any, idx: dict[str, list[Any]], animal: dict) -> str | None:
+    """The card title's ``h1``, else the page's first ``h1``, else the JSON-LD name."""
     title = None
     for holder in idx.get("card__title", ()):
         h1 = holder.find(".//h1")
         if h1 is not None:
             title = _clean(_text(h1))
             break
-    if title is None:
+    if title is None:  # also when the card's h1 is empty
         h1s = doc.xpath("//h1")
         title = _clean(_text(h1s[0])) if h1s else _clean(_str(animal.get("name")))
+    return title
 
-    description = None
+
+def _description(idx: dict[str, list[Any]]) -> str | None:
+    """The description's non-empty lines (paragraphs and ``<br>`` breaks), or None. Marks ``<br>`` tails in place."""
     if descr := idx.get("card__descr"):
         blocks = descr[0].xpath("./p|./div") or [descr[0]]
         lines = [line for block in blocks for line in _block_lines(block)]
-        description = "\n".join(lines) or None
+        return "\n".join(lines) or None
+    return None
 
-    base = url or next(iter(urls), None) or DEFAULT_BASE
+
+def _photo_urls(idx: dict[str, list[Any]], base: str) -> list[str]:
+    """Absolute, distinct photo URLs of the card slider (slide links, else slide images), stubs left out."""
     sliders = idx.get("card-slider", [])
     slider_nodes = {n for s in sliders for n in s.iter()}
     hrefs = [a.get("href") or "" for a in idx.get("js-card-slide", ()) if a in slider_nodes]
@@ -338,18 +377,39 @@ def _parse_html(text: str, url: str | None) -> dict[str, Any]:
         full = _join(base, href)
         if full and not _STUB_RE.search(full) and full not in photos:
             photos.append(full)
+    return photos
 
+
+def _sex(value_text: dict[str, str | None]) -> str | None:
+    """``male``/``female`` from the card's sex row, else None."""
     sex_text = (value_text.get("пол питомца") or "").lower()
-    sex = "male" if sex_text.startswith("муж") else "female" if sex_text.startswith("жен") else None
-    breed = value_text.get("порода питомца") or _clean(_str(animal.get("breed")))
+    return "male" if sex_text.startswith("муж") else "female" if sex_text.startswith("жен") else None
+
+
+def _parse_html(text: str, url: str | None) -> dict[str, Any]:
+    """One 2022–2025 detail page into a dict with exactly ``LISTING_KEYS``."""
+    doc, idx = _document(text)
+    info = _card_info(idx)
+    value_text = {k: _clean(_text(v)) for k, v in info.items()}
+    animal, ld_id = _json_ld_animal(doc)
+    urls = _page_urls(doc, url)
+    listing_id = _listing_id(value_text, ld_id, urls)
+    crumbs = idx.get("breadcrumbs__item", [])
+    kind, species = _kind_species(animal, crumbs, urls, listing_id)
+    date_added, date_event = _dates(info, value_text)
+    city, address = _city_address(idx, crumbs, urls)
+    lat, lng = _coordinates(text)
+    title = _title(doc, idx, animal)
+    description = _description(idx)  # after every other text read: it rewrites <br> tails
+    photos = _photo_urls(idx, url or next(iter(urls), None) or DEFAULT_BASE)
     return {
         "listing_id": listing_id,
         "kind": kind,
         "species": species,
-        "breed": breed,
-        "sex": sex,
-        "date_added": iso_date(value_text.get("добавлено")),
-        "date_event": iso_date(value_text.get(event_label)) if event_label else None,
+        "breed": value_text.get("порода питомца") or _clean(_str(animal.get("breed"))),
+        "sex": _sex(value_text),
+        "date_added": date_added,
+        "date_event": date_event,
         "city": city,
         "address": address,
         "lat": lat,
