@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from petid.sample.images import photo
-from curation.dedup import DedupError, deduplicate
+from curation.dedup import POLICIES, DedupError, DedupPolicy, deduplicate
 from curation.hashing import hash_images
 from curation.images import process_images
 from curation.neardup import BRUTE_FORCE_MAX, brute_force_pairs, near_duplicate_pairs, plan_chunks
@@ -170,6 +170,15 @@ def test_dedup_rejects_bad_input(corpus: pa.Table) -> None:
         deduplicate(corpus.drop_columns(["phash"]))
     with pytest.raises(DedupError, match="appears more than once"):
         deduplicate(pa.concat_tables([corpus, corpus.slice(0, 1)]))
+
+
+def test_policy_decisions() -> None:
+    flag, drop, merge = (DedupPolicy.named(name) for name in POLICIES)
+    assert [(p.drops, p.merges) for p in (flag, drop, merge)] == [(False, False), (True, False), (False, True)]
+    assert [p.pair_action(merged=False) for p in (flag, drop, merge)] == ["flagged", "dropped", "species_conflict"]
+    assert merge.pair_action(merged=True) == "merged"
+    with pytest.raises(DedupError, match=r"policy must be one of \('flag', 'drop', 'merge'\), got 'delete'"):
+        DedupPolicy.named("delete")
 
 
 def test_dedup_cli_prints_groups(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
