@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.plots import contact_sheet, roc_plot, score_histograms
+from petid.tables import html_table, markdown_table
 
 if TYPE_CHECKING:
     from evaluation.evaluate import ModelEvaluation
@@ -28,19 +29,10 @@ def _interval(intervals: dict[str, Any] | None, key: str) -> str:
     return f"[{bounds[0]:.3f}, {bounds[1]:.3f}]" if bounds else "—"
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return "—" if value is None else str(value)
-
-
 def _table(header: list[str], rows: list[list[Any]]) -> tuple[str, str]:
-    """The same table as Markdown and as HTML."""
-    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    md += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows)
-    return "\n".join(md), f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    """The same table as Markdown and as HTML (``petid.tables``; four decimals, missing values as a dash)."""
+    return (markdown_table(header, rows, float_format=".4f", none="—"),
+            html_table(header, rows, float_format=".4f", none="—"))
 
 
 def worst_false_matches(frame: pd.DataFrame, model: ModelEvaluation, limit: int = 12) -> list[dict[str, Any]]:

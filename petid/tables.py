@@ -7,12 +7,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 
-def cell(value: Any, float_format: str = ".4g", max_len: int | None = None) -> str:
-    """A value as one table cell: floats by ``float_format``, None as empty, pipes escaped, newlines flattened,
+def cell(value: Any, float_format: str = ".4g", max_len: int | None = None, none: str = "") -> str:
+    """A value as one table cell: floats by ``float_format``, None as ``none``, pipes escaped, newlines flattened,
     cut to ``max_len`` characters."""
     if isinstance(value, float):
         return format(value, float_format)
-    text = "" if value is None else str(value)
+    text = none if value is None else str(value)
     text = text.replace("|", "\\|").replace("\n", " ")
     return text if max_len is None or len(text) <= max_len else text[: max_len - 3] + "..."
 
