@@ -162,14 +162,15 @@ def test_bad_frames_are_named(synthetic: pd.DataFrame, tmp_path: Path) -> None:
 
 
 DDP_SCRIPT = textwrap.dedent("""
-    import sys, pandas as pd
+    import os, sys, pandas as pd
     from training.config import TrainConfig
     from training.train import train_model
     frame = pd.read_parquet(sys.argv[1])
     config = TrainConfig(backbone="test_efficientnet", pretrained="none", embedding_dim=16, p=2, k=2, epochs=1,
                          max_steps=2, image_size=32, num_workers=0, unfreeze_blocks=99)
     result = train_model(frame, config, sys.argv[2], log=lambda m: None)
-    print("VERSION", result.version_id, flush=True)
+    with open(f"{sys.argv[2]}.rank{os.environ['RANK']}", "w") as out:  # one file per rank: no interleaved stdout
+        out.write(result.version_id)
 """)
 
 
@@ -185,7 +186,7 @@ def test_ddp_two_cpu_processes_gloo(synthetic: pd.DataFrame, tmp_path: Path) -> 
            str(frame_path), str(tmp_path / "models")]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=170, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
-    versions = {line.split()[1] for line in done.stdout.splitlines() if line.startswith("VERSION")}
+    versions = {(tmp_path / f"models.rank{rank}").read_text() for rank in (0, 1)}
     assert len(versions) == 1  # both ranks agree
     metrics = ModelRegistry(tmp_path / "models").metrics(versions.pop())
     assert metrics["world_size"] == 2 and metrics["steps"] == 2
