@@ -29,6 +29,7 @@ _KIND_RU = {"lost": ("Пропавшие", "Пропал(а)", "Имя хозя�
 _WEEKDAYS = ("пн", "вт", "ср", "чт", "пт", "сб", "вс")
 _TRANSLIT = dict(zip("абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
                      "a b v g d e e zh z i y k l m n o p r s t u f kh ts ch sh shch  y  e yu ya".split(" ")))
+_NO_PHOTO = "https://pet911.ru/img/no-photo/no-photo-1.svg"
 FEEDS = ("all", "lost", "found", "lost-cat", "lost-dog", "found-cat", "found-dog")
 _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".jpg": "image/jpeg", ".webp": "image/webp",
                   ".txt": "text/plain; charset=utf-8", ".svg": "image/svg+xml"}
@@ -56,31 +57,59 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def render_listing(listing: SampleListing, similar: Sequence[SampleListing] = ()) -> str:
-    """One detail page in the real (2024/2025) pet911 markup."""
-    path = listing_path(listing)
-    url = f"https://pet911.ru{path}"
-    species_ru = _SPECIES_RU.get(listing.species, "Другое")
-    section, event_label, author_label = _KIND_RU[listing.kind]
-    address = f"{listing.address}, {listing.city}"
-    photos = [photo_path(listing, k) for k in range(len(listing.photos))]
+def _labels(listing: SampleListing) -> tuple[str, str, str]:
+    """(catalog section, Russian species name, species URL plural) of the listing."""
+    species_plural = {"cat": "cats", "dog": "dogs"}.get(listing.species, "pets")
+    return _KIND_RU[listing.kind][0], _SPECIES_RU.get(listing.species, "Другое"), species_plural
+
+
+def _animal_json_ld(listing: SampleListing, photos: Sequence[str]) -> str:
+    """The ``Animal`` JSON-LD block (indented, as on the real pages)."""
+    _, species_ru, _ = _labels(listing)
     animal_ld = {"@type": "Animal", "term": {"@id": listing.listing_id, "@type": "Pet"},
                  "properties": [{"@type": "Property", "term": {
                      "name": listing.title, "description": f"{listing.title} – объявление на Pet911",
-                     "image": photos[0] if photos else "https://pet911.ru/img/no-photo/no-photo-1.svg",
+                     "image": photos[0] if photos else _NO_PHOTO,
                      "animalType": species_ru, **({"breed": listing.breed} if listing.breed else {})}}]}
-    species_plural = {"cat": "cats", "dog": "dogs"}.get(listing.species, "pets")
+    return json.dumps(animal_ld, indent=4)
+
+
+def _breadcrumbs_json_ld(listing: SampleListing) -> str:
+    """The ``BreadcrumbList`` JSON-LD block (one line)."""
+    section, species_ru, species_plural = _labels(listing)
+    city_url = f"https://pet911.ru/catalog/{slug(listing.city)}"
     crumbs_ld = {"@context": "https://schema.org", "@type": "BreadcrumbList", "itemListElement": [
         {"@type": "ListItem", "position": 1, "name": "Pet911.ru", "item": "https://pet911.ru"},
-        {"@type": "ListItem", "position": 2, "name": listing.city, "item": f"https://pet911.ru/catalog/{slug(listing.city)}"},
+        {"@type": "ListItem", "position": 2, "name": listing.city, "item": city_url},
         {"@type": "ListItem", "position": 3, "name": section, "item": f"https://pet911.ru/{listing.kind}-pets"},
-        {"@type": "ListItem", "position": 4, "name": species_ru, "item": f"https://pet911.ru/{listing.kind}-{species_plural}"},
+        {"@type": "ListItem", "position": 4, "name": species_ru,
+         "item": f"https://pet911.ru/{listing.kind}-{species_plural}"},
         {"@type": "ListItem", "position": 5, "name": listing.title}]}
-    slides = "\n".join(
+    return json.dumps(crumbs_ld)
+
+
+def _breadcrumbs(listing: SampleListing) -> str:
+    """The visible breadcrumb links (site, city, section, species), then the title."""
+    section, species_ru, species_plural = _labels(listing)
+    links = [("/", "Pet911.ru"), (f"https://pet911.ru/catalog/{slug(listing.city)}", _e(listing.city)),
+             (f"/{listing.kind}-pets", section), (f"/{listing.kind}-{species_plural}", species_ru)]
+    return ("".join(f'<a class="link-gray-dk breadcrumbs__item" href="{href}">{text}</a>' for href, text in links)
+            + f'<span class="link-gray-dk breadcrumbs__item">{_e(listing.title)}</span>')
+
+
+def _photo_slides(listing: SampleListing, photos: Sequence[str]) -> str:
+    """The gallery's swiper slides, one per photo (a no-photo placeholder when there are none)."""
+    if not photos:
+        return f'<div class="swiper-slide">\n<img src="{_NO_PHOTO}" class="img-crop">\n</div>'
+    return "\n".join(
         f'<div class="swiper-slide">\n<a href="{_e(p)}" class="card-slider__slide js-card-slide">\n'
         f'<img class="img-crop" src="{_e(p)}" alt="{_e(listing.title)} - photo {k + 1}">\n</a>\n</div>'
-        for k, p in enumerate(photos)) or (
-        '<div class="swiper-slide">\n<img src="https://pet911.ru/img/no-photo/no-photo-1.svg" class="img-crop">\n</div>')
+        for k, p in enumerate(photos))
+
+
+def _info_rows(listing: SampleListing) -> str:
+    """The ``card-info`` rows: number, breed, sex, dates, author (values already HTML)."""
+    _, event_label, author_label = _KIND_RU[listing.kind]
     rows = [("Номер объявления", listing.listing_id)]
     if listing.breed:
         rows.append(("Порода питомца", f'<a class="notice_link" href="/catalog/breed">{_e(listing.breed)}</a>'))
@@ -89,39 +118,65 @@ def render_listing(listing: SampleListing, similar: Sequence[SampleListing] = ()
     rows += [("Добавлено", _day(listing.date_added)), (event_label, _day(listing.date_event))]
     if listing.author:
         rows.append((author_label, _e(listing.author)))
-    info = "\n".join(f'<div class="card-info">\n<div class="gray-dk-color card-info__title">{_e(t)}</div>\n'
+    return "\n".join(f'<div class="card-info">\n<div class="gray-dk-color card-info__title">{_e(t)}</div>\n'
                      f'<div class="card-info__value">{v}</div>\n</div>' for t, v in rows)
-    paragraphs = "\n".join(f"<p>{_e(p)}</p>" for p in listing.description.split("\n") if p.strip())
-    notice = ('<div class="card-notice">\n<div class="container">\n<div class="card-notice__inner">\n'
-              '<div class="card-notice__title">\nПитомец нашелся.\n</div>\n<div class="card-notice__descr">\n'
-              '<button class="link-accent-line-dk js-close-card-notice">Всё равно смотреть</button>\n</div>\n'
-              '</div>\n</div>\n</div>\n') if listing.closed else ""
-    similar_html = "\n".join(
+
+
+def _description(listing: SampleListing) -> str:
+    """One ``<p>`` per non-blank description line."""
+    return "\n".join(f"<p>{_e(p)}</p>" for p in listing.description.split("\n") if p.strip())
+
+
+def _closed_notice(listing: SampleListing) -> str:
+    """The ``card-notice`` banner of a closed listing ("" when open)."""
+    if not listing.closed:
+        return ""
+    return ('<div class="card-notice">\n<div class="container">\n<div class="card-notice__inner">\n'
+            '<div class="card-notice__title">\nПитомец нашелся.\n</div>\n<div class="card-notice__descr">\n'
+            '<button class="link-accent-line-dk js-close-card-notice">Всё равно смотреть</button>\n</div>\n'
+            '</div>\n</div>\n</div>\n')
+
+
+def _similar_slides(similar: Sequence[SampleListing]) -> str:
+    """The "similar listings" slides: link, first photo, title."""
+    return "\n".join(
         f'<div class="swiper-slide">\n<a href="{listing_path(o)}" class="pets-item" title="{_e(o.title)}">\n'
         f'<div class="pets-item__thumb">\n<img src="{photo_path(o, 0) if o.photos else ""}" class="img-crop">\n</div>\n'
         f'<div class="pets-item__content"><h3>{_e(o.title)}</h3></div>\n</a>\n</div>' for o in similar)
-    coords = f"{{\n                lat: {listing.lat:.8f},\n                lng: {listing.lng:.8f}\n            }}"
+
+
+def _map_coords(listing: SampleListing) -> str:
+    """The ``initMap`` coordinates object literal, indented as in the page script."""
+    return f"{{\n                lat: {listing.lat:.8f},\n                lng: {listing.lng:.8f}\n            }}"
+
+
+def render_listing(listing: SampleListing, similar: Sequence[SampleListing] = ()) -> str:
+    """One detail page in the real (2024/2025) pet911 markup."""
+    url = f"https://pet911.ru{listing_path(listing)}"
+    title = _e(listing.title)
+    address = _e(f"{listing.address}, {listing.city}")
+    photos = [photo_path(listing, k) for k in range(len(listing.photos))]
     return f"""<!DOCTYPE html>
 <html lang="ru">
 <head>
 <meta charset="UTF-8">
-<title>{_e(listing.title)} | Pet911.ru</title>
+<title>{title} | Pet911.ru</title>
 <meta property="og:url" content="{url}">
-<meta property="og:title" content="{_e(listing.title)} | Pet911.ru">
-<meta property="og:image" content="{_e(photos[0]) if photos else 'https://pet911.ru/img/no-photo/no-photo-1.svg'}">
+<meta property="og:title" content="{title} | Pet911.ru">
+<meta property="og:image" content="{_e(photos[0]) if photos else _NO_PHOTO}">
 <link href="{url}" rel="canonical">
 </head>
 <body class=" pet_view{' pet-find' if listing.closed else ''}">
 <script type="application/ld+json">
-{json.dumps(animal_ld, indent=4)}
+{_animal_json_ld(listing, photos)}
 </script>
-{notice}<div class="card card-print">
+{_closed_notice(listing)}<div class="card card-print">
 <div class="card-slider">
 <div class="card-slider__container">
 <div class="card-slider__inner">
 <div class="card-slider__carousel swiper-container js-card-slider">
 <div class="swiper-wrapper">
-{slides}
+{_photo_slides(listing, photos)}
 </div>
 </div>
 </div>
@@ -131,28 +186,28 @@ def render_listing(listing: SampleListing, similar: Sequence[SampleListing] = ()
 <div class="card__inner">
 <div class="card__content">
 <div class="breadcrumbs section-top__breadcrumbs page-text__breadcrumbs">
-<a class="link-gray-dk breadcrumbs__item" href="/">Pet911.ru</a><a class="link-gray-dk breadcrumbs__item" href="https://pet911.ru/catalog/{slug(listing.city)}">{_e(listing.city)}</a><a class="link-gray-dk breadcrumbs__item" href="/{listing.kind}-pets">{section}</a><a class="link-gray-dk breadcrumbs__item" href="/{listing.kind}-{species_plural}">{species_ru}</a><span class="link-gray-dk breadcrumbs__item">{_e(listing.title)}</span> </div>
+{_breadcrumbs(listing)} </div>
 <script type="application/ld+json">
-{json.dumps(crumbs_ld)}
+{_breadcrumbs_json_ld(listing)}
 </script>
 <div class="card__title">
-<h1>{_e(listing.title)}</h1>
+<h1>{title}</h1>
 </div>
 <div class="d-md-none card-address">
-<div class="card-address__info">{_e(address)}</div>
+<div class="card-address__info">{address}</div>
 </div>
 <div class="text text-lt card__descr content">
-{paragraphs}
+{_description(listing)}
 </div>
 </div>
 <div class="d-none d-md-block card-map">
 <div class="card-map__inner img-crop" id="map-single-pc"></div>
 <div class="card-map__info">
-<div class="md-font card-map__address">{_e(address)}</div>
+<div class="md-font card-map__address">{address}</div>
 </div>
 </div>
 <div class="card-information">
-{info}
+{_info_rows(listing)}
 </div>
 </div>
 </div>
@@ -160,14 +215,14 @@ def render_listing(listing: SampleListing, similar: Sequence[SampleListing] = ()
 <section class="section pets">
 <div class="container"><div class="section__title"><h2>Похожие объявления</h2></div>
 <div class="swiper-wrapper">
-{similar_html}
+{_similar_slides(similar)}
 </div></div>
 </section>
 <script>
     $(document).ready(function () {{
         initMap(
             'map-single-pc',
-            {coords}
+            {_map_coords(listing)}
         );
     }});
 </script>
