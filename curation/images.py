@@ -34,7 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation.inputs import DANGLING, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, InputRefused, read_regular, to_8bit
-from curation.inputs import NOT_A_FILE, TOO_LARGE  # noqa: F401 - reason codes of the rejected table too
+from curation.inputs import NOT_A_FILE as NOT_A_FILE  # re-exported: reason codes of the rejected table too
+from curation.inputs import TOO_LARGE as TOO_LARGE
 from petid.paths import atomic_write_bytes, content_path
 
 # Reason codes of the rejected table.
@@ -283,6 +284,102 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+_KEPT_COLUMNS = ("path", "image_id", "sha256", "width", "height", "src_format", "reused")  # of each accepted result
+_KEPT_TYPES = {"path": pa.string(), "reused": pa.bool_(), **{f.name: f.type for f in ADDED_FIELDS}}
+
+
+class _Rejections:
+    """The rejected table's rows, in the order they are found."""
+
+    def __init__(self, catalogue: pa.Table) -> None:
+        self.catalogue = catalogue
+        self.columns: dict[str, list[Any]] = {name: [] for name in REJECTED_SCHEMA.names}
+
+    def __len__(self) -> int:
+        return len(self.columns["reason"])
+
+    def add(self, row: int, reason: str, detail: str) -> None:
+        """Reject catalogue row ``row``."""
+        values = (self.catalogue.column("identity_id")[row].as_py(), self.catalogue.column("source")[row].as_py(),
+                  self.catalogue.column("path")[row].as_py(), reason, detail)
+        for name, value in zip(REJECTED_SCHEMA.names, values):
+            self.columns[name].append(value)
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_pydict(self.columns, schema=REJECTED_SCHEMA)
+
+
+def _check_catalogue(catalogue: pa.Table) -> None:
+    missing = {"identity_id", "source", "path"} - set(catalogue.column_names)
+    if missing:
+        raise ValueError(f"catalogue lacks columns {sorted(missing)}")
+
+
+def _collect(
+    results: Iterable[dict[str, Any]], rejections: _Rejections
+) -> tuple[np.ndarray, dict[str, pa.ChunkedArray]]:
+    """Split the per-row results (catalogue order) into rejections and the accepted rows: their catalogue row numbers
+    and their ``_KEPT_COLUMNS``."""
+    buffer: dict[str, list[Any]] = {name: [] for name in _KEPT_COLUMNS}
+    flushed: dict[str, list[pa.Array]] = {name: [] for name in _KEPT_COLUMNS}
+    keep = array("q")  # accepted catalogue rows
+
+    def flush() -> None:  # Python strings → Arrow buffers, so memory per accepted row stays ~200 bytes
+        for name in _KEPT_COLUMNS:
+            flushed[name].append(pa.array(buffer[name], _KEPT_TYPES[name]))
+            buffer[name].clear()
+
+    for row, result in enumerate(results):
+        if "reason" in result:
+            rejections.add(row, result["reason"], result["detail"])
+            continue
+        keep.append(row)
+        for name in _KEPT_COLUMNS:
+            buffer[name].append(result[name])
+        if len(buffer["path"]) >= _SLICE:
+            flush()
+    flush()
+    kept = {name: pa.chunked_array(flushed[name], _KEPT_TYPES[name]) for name in _KEPT_COLUMNS}
+    rows = np.frombuffer(keep, dtype=np.int64) if len(keep) else np.empty(0, np.int64)
+    return rows, kept
+
+
+def _drop_repeats(catalogue: pa.Table, rows: np.ndarray, kept: dict[str, pa.ChunkedArray],
+                  rejections: _Rejections) -> tuple[np.ndarray, dict[str, pa.ChunkedArray]]:
+    """The same bytes twice under one identity share an image_id: keep the first, reject the others."""
+    codes = np.asarray(pc.dictionary_encode(kept["image_id"].combine_chunks()).indices, dtype=np.int64)
+    first_of = np.full(len(codes) and codes.max() + 1, -1, np.int64)
+    first_of[codes[::-1]] = np.arange(len(codes))[::-1]
+    repeated = np.flatnonzero(first_of[codes] != np.arange(len(codes)))
+    for k in repeated.tolist():
+        first_src = catalogue.column("path")[int(rows[first_of[codes[k]]])].as_py()
+        identity = catalogue.column("identity_id")[int(rows[k])].as_py()
+        rejections.add(int(rows[k]), DUPLICATE_IN_IDENTITY, f"same bytes as {first_src} in {identity}")
+    if len(repeated):
+        unique = np.ones(len(rows), bool)
+        unique[repeated] = False
+        rows = rows[unique]
+        kept = {name: column.filter(pa.array(unique)) for name, column in kept.items()}
+    return rows, kept
+
+
+def _images_table(catalogue: pa.Table, rows: np.ndarray, kept: dict[str, pa.ChunkedArray], counts: dict[str, int],
+                  options: ImageOptions) -> pa.Table:
+    """The accepted catalogue rows with ``path`` = the converted JPEG, ``ADDED_FIELDS`` appended (replacing any of
+    the same name) and the stats metadata."""
+    images = catalogue.take(pa.array(rows, pa.int64()))
+    src_path = images.column("path")
+    path_index = images.column_names.index("path")
+    images = images.set_column(path_index, images.schema.field("path"), kept["path"])
+    for field in ADDED_FIELDS:
+        if field.name in images.column_names:
+            images = images.drop_columns([field.name])
+        images = images.append_column(field, src_path if field.name == "src_path" else kept[field.name])
+    metadata = dict(images.schema.metadata or {})
+    metadata[STATS_METADATA_KEY] = json.dumps({**counts, "options": asdict(options)}).encode()
+    return images.replace_schema_metadata(metadata)
+
+
 def process_images(
     catalogue: pa.Table, out_dir: Path, options: ImageOptions = ImageOptions(), workers: int | None = None
 ) -> tuple[pa.Table, pa.Table]:
@@ -295,74 +392,16 @@ def process_images(
     decompression_bomb, missing_file, decode_error, not_a_file (FIFO, device...), too_large (over ``max_bytes``),
     duplicate_in_identity (the same bytes twice under one identity).
     """
-    missing = {"identity_id", "source", "path"} - set(catalogue.column_names)
-    if missing:
-        raise ValueError(f"catalogue lacks columns {sorted(missing)}")
+    _check_catalogue(catalogue)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     workers = default_workers() if workers is None else max(1, int(workers))
-    kept_columns = ("path", "image_id", "sha256", "width", "height", "src_format", "reused")
-    kept_types = {"path": pa.string(), "reused": pa.bool_(), **{f.name: f.type for f in ADDED_FIELDS}}
-    buffer: dict[str, list[Any]] = {name: [] for name in kept_columns}
-    flushed: dict[str, list[pa.Array]] = {name: [] for name in kept_columns}
-    keep = array("q")  # accepted catalogue rows
-    rejected: dict[str, list[Any]] = {name: [] for name in REJECTED_SCHEMA.names}
-    counts = {"rejected": 0}
-
-    def flush() -> None:  # Python strings → Arrow buffers, so memory per accepted row stays ~200 bytes
-        for name in kept_columns:
-            flushed[name].append(pa.array(buffer[name], kept_types[name]))
-            buffer[name].clear()
-
-    def reject(row: int, reason: str, detail: str) -> None:
-        counts["rejected"] += 1
-        values = (catalogue.column("identity_id")[row].as_py(), catalogue.column("source")[row].as_py(),
-                  catalogue.column("path")[row].as_py(), reason, detail)
-        for name, value in zip(REJECTED_SCHEMA.names, values):
-            rejected[name].append(value)
-
-    for row, result in enumerate(_run_chunks(catalogue, str(out_dir), options, workers)):
-        if "reason" in result:
-            reject(row, result["reason"], result["detail"])
-            continue
-        keep.append(row)
-        for name in kept_columns:
-            buffer[name].append(result[name])
-        if len(buffer["path"]) >= _SLICE:
-            flush()
-    flush()
-    kept = {name: pa.chunked_array(flushed[name], kept_types[name]) for name in kept_columns}
-    rows = np.frombuffer(keep, dtype=np.int64) if len(keep) else np.empty(0, np.int64)
-
-    # The same bytes twice under one identity share an image_id: keep the first, reject the others.
-    codes = np.asarray(pc.dictionary_encode(kept["image_id"].combine_chunks()).indices, dtype=np.int64)
-    first_of = np.full(len(codes) and codes.max() + 1, -1, np.int64)
-    first_of[codes[::-1]] = np.arange(len(codes))[::-1]
-    repeated = np.flatnonzero(first_of[codes] != np.arange(len(codes)))
-    for k in repeated.tolist():
-        first_src = catalogue.column("path")[int(rows[first_of[codes[k]]])].as_py()
-        identity = catalogue.column("identity_id")[int(rows[k])].as_py()
-        reject(int(rows[k]), DUPLICATE_IN_IDENTITY, f"same bytes as {first_src} in {identity}")
-    if len(repeated):
-        unique = np.ones(len(rows), bool)
-        unique[repeated] = False
-        rows = rows[unique]
-        kept = {name: column.filter(pa.array(unique)) for name, column in kept.items()}
-
+    rejections = _Rejections(catalogue)
+    rows, kept = _collect(_run_chunks(catalogue, str(out_dir), options, workers), rejections)
+    rows, kept = _drop_repeats(catalogue, rows, kept, rejections)
     reused = int(pc.sum(kept["reused"]).as_py() or 0)
-    counts = {"converted": len(rows) - reused, "reused": reused, "rejected": counts["rejected"]}
-    images = catalogue.take(pa.array(rows, pa.int64()))
-    src_path = images.column("path")
-    path_index = images.column_names.index("path")
-    images = images.set_column(path_index, images.schema.field("path"), kept["path"])
-    for field in ADDED_FIELDS:
-        if field.name in images.column_names:
-            images = images.drop_columns([field.name])
-        images = images.append_column(field, src_path if field.name == "src_path" else kept[field.name])
-    metadata = dict(images.schema.metadata or {})
-    metadata[STATS_METADATA_KEY] = json.dumps({**counts, "options": asdict(options)}).encode()
-    images = images.replace_schema_metadata(metadata)
-    return images, pa.Table.from_pydict(rejected, schema=REJECTED_SCHEMA)
+    counts = {"converted": len(rows) - reused, "reused": reused, "rejected": len(rejections)}
+    return _images_table(catalogue, rows, kept, counts, options), rejections.table()
 
 
 def process_stats(images: pa.Table) -> dict[str, int]:
