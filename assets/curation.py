@@ -2,10 +2,21 @@
 
 
 import os
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from dagster import AssetExecutionContext, AssetOut, Config, Definitions, MetadataValue, Output, asset, multi_asset
+from dagster import (
+    AssetExecutionContext,
+    AssetOut,
+    Config,
+    Definitions,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset,
+)
+from pydantic import Field
 
 from assets._metadata import counts, markdown_table, preview
 from dagster_project.resources import DetectorResource, StorageResource
@@ -13,33 +24,41 @@ from petid.records import CATALOGUE_SCHEMA
 
 
 class ImageConfig(Config):
-    """Run config for decoding and conversion."""
+    """Run config for decoding and conversion (``image_hashes`` uses it to convert a damaged file again)."""
 
-    jpeg_quality: int = 90
-    min_side: int = 64
-    max_pixels: int = 50_000_000
-    workers: int = max(1, min(4, os.cpu_count() or 1))
+    jpeg_quality: int = Field(default=90, description="JPEG quality of curated images.")
+    min_side: int = Field(default=64, description="Images with a shorter side are rejected as too small.")
+    max_pixels: int = Field(default=50_000_000, description="Larger images are rejected as decompression bombs.")
+    workers: int = Field(default=0, description="Decoding processes; 0 = min(4, CPUs).")
+
+    def options(self):
+        from curation.images import ImageOptions
+
+        return ImageOptions(jpeg_quality=self.jpeg_quality, min_side=self.min_side, max_pixels=self.max_pixels)
+
+    def worker_count(self) -> int:
+        return self.workers or max(1, min(4, os.cpu_count() or 1))
 
 
 class DedupConfig(Config):
-    """Near-duplicate threshold (pHash Hamming bits) and the cross-identity policy: flag, drop or merge."""
+    """Run config for deduplication."""
 
-    threshold: int = 8
-    policy: str = "flag"
+    threshold: int = Field(default=8, description="Near duplicates: pHash and dHash within this many Hamming bits.")
+    policy: Literal["flag", "drop", "merge"] = Field(
+        default="flag", description="Cross-identity duplicates: flag (report), drop (both photos) or merge.")
+
+
+def _out(description: str, kinds: set[str] | None = None) -> AssetOut:
+    return AssetOut(group_name="curation", kinds=kinds or {"python"}, code_version="1", is_required=True,
+                    description=description)
 
 
 @multi_asset(
     outs={
-        "images": AssetOut(
-            group_name="curation", kinds={"python", "jpeg"}, code_version="1", is_required=True,
-            description="Every ingested photo decoded, EXIF-oriented, converted to RGB JPEG under a content-addressed "
-            "path; one row per accepted image.",
-        ),
-        "rejected_images": AssetOut(
-            group_name="curation", kinds={"python"}, code_version="1", is_required=True,
-            description="Photos that could not be used (zero-byte, truncated, not an image, too small, "
-            "decompression bomb, missing), each with its reason: nothing is dropped silently.",
-        ),
+        "images": _out("Every ingested photo decoded, EXIF-oriented, converted to RGB JPEG under a content-addressed "
+                       "path; one row per accepted image.", {"python", "jpeg"}),
+        "rejected_images": _out("Photos that could not be used (zero-byte, truncated, not an image, too small, "
+                                "decompression bomb, missing), each with its reason: nothing is dropped silently."),
     },
 )
 def images(
@@ -51,54 +70,47 @@ def images(
     external_datasets: pa.Table,
 ):
     """Validate and convert every photo of every source into curated JPEGs; rejects are recorded with a reason."""
-    from curation.images import ImageOptions, process_images
+    from curation.images import process_images
 
     catalogue = pa.concat_tables([t.cast(CATALOGUE_SCHEMA) for t in (pet911_photos, telegram_posts, external_datasets)])
-    options = ImageOptions(jpeg_quality=config.jpeg_quality, min_side=config.min_side, max_pixels=config.max_pixels)
-    accepted, rejected = process_images(catalogue, storage.layout.images, options=options, workers=config.workers)
+    accepted, rejected = process_images(catalogue, storage.layout.images, options=config.options(),
+                                        workers=config.worker_count())
     reasons = rejected.group_by("reason").aggregate([("reason", "count")]).to_pylist() if rejected.num_rows else []
     context.log.info(f"{accepted.num_rows} images accepted, {rejected.num_rows} rejected")
-    yield Output(
-        accepted,
-        output_name="images",
+    yield MaterializeResult(
+        asset_key="images",
+        value=accepted,
         metadata={
             "images": accepted.num_rows,
             "input_photos": catalogue.num_rows,
             "preview": preview(accepted, ["image_id", "identity_id", "source", "width", "height", "src_format"]),
         },
     )
-    yield Output(
-        rejected,
-        output_name="rejected_images",
+    yield MaterializeResult(
+        asset_key="rejected_images",
+        value=rejected,
         metadata={"rejected": rejected.num_rows, "reasons": MetadataValue.md(markdown_table(reasons))},
     )
 
 
 @asset(group_name="curation", kinds={"python"}, code_version="2")
-def image_hashes(context: AssetExecutionContext, config: ImageConfig, images: pa.Table) -> Output[pa.Table]:
+def image_hashes(context: AssetExecutionContext, config: ImageConfig, images: pa.Table) -> MaterializeResult:
     """64-bit pHash and dHash of every curated image (the ``imagehash`` algorithms, fast decoding); a curated file
     that no longer decodes (truncated on disk) is converted again from its raw capture and hashed again."""
-    from curation.images import ImageOptions, hash_curated
+    from curation.images import hash_curated
 
-    options = ImageOptions(jpeg_quality=config.jpeg_quality, min_side=config.min_side, max_pixels=config.max_pixels)
-    hashes = hash_curated(images, options=options, workers=config.workers)
+    hashes = hash_curated(images, options=config.options(), workers=config.worker_count())
     reconverted = int((hashes.schema.metadata or {}).get(b"petid.reconverted", b"0"))
     hashes = hashes.append_column("image_id", images.column("image_id"))
-    return Output(hashes, metadata={"hashed": hashes.num_rows, "reconverted": reconverted})
+    return MaterializeResult(value=hashes, metadata={"hashed": hashes.num_rows, "reconverted": reconverted})
 
 
 @multi_asset(
     outs={
-        "deduplicated_images": AssetOut(
-            group_name="curation", kinds={"python"}, code_version="1", is_required=True,
-            description="Images with exact and near duplicates removed within each identity (largest kept) and the "
-            "cross-identity policy applied.",
-        ),
-        "cross_identity_duplicates": AssetOut(
-            group_name="curation", kinds={"python"}, code_version="1", is_required=True,
-            description="Pairs of identical or near-identical photos under two different identities: a data-quality "
-            "event, reported for review.",
-        ),
+        "deduplicated_images": _out("Images with exact and near duplicates removed within each identity (largest "
+                                    "kept) and the cross-identity policy applied."),
+        "cross_identity_duplicates": _out("Pairs of identical or near-identical photos under two different "
+                                          "identities: a data-quality event, reported for review."),
     },
 )
 def deduplicated_images(context: AssetExecutionContext, config: DedupConfig, images: pa.Table, image_hashes: pa.Table):
@@ -109,14 +121,14 @@ def deduplicated_images(context: AssetExecutionContext, config: DedupConfig, ima
     joined = images.join(hashes, keys="image_id", join_type="inner")
     result = deduplicate(joined, threshold=config.threshold, policy=config.policy)
     context.log.info(f"dedup: {result.stats}")
-    yield Output(
-        result.kept,
-        output_name="deduplicated_images",
+    yield MaterializeResult(
+        asset_key="deduplicated_images",
+        value=result.kept,
         metadata={**counts(result.stats), "kept": result.kept.num_rows, "policy": config.policy, "threshold": config.threshold},
     )
-    yield Output(
-        result.cross_identity,
-        output_name="cross_identity_duplicates",
+    yield MaterializeResult(
+        asset_key="cross_identity_duplicates",
+        value=result.cross_identity,
         metadata={
             "pairs": result.cross_identity.num_rows,
             "preview": preview(result.cross_identity, ["identity_a", "identity_b", "distance", "kind"]),
@@ -127,7 +139,7 @@ def deduplicated_images(context: AssetExecutionContext, config: DedupConfig, ima
 @asset(group_name="curation", kinds={"python", "pytorch"}, code_version="1")
 def animal_crops(
     context: AssetExecutionContext, deduplicated_images: pa.Table, storage: StorageResource, detector: DetectorResource
-) -> Output[pa.Table]:
+) -> MaterializeResult:
     """Animal crops from a YOLO detector (cat/dog only, species must agree with the listing, largest confident
     box, margin); off unless a detector is configured, in which case every image is recorded as ``disabled``."""
     from curation.crops import crop_images
@@ -138,8 +150,8 @@ def animal_crops(
     )
     statuses = crops.group_by("crop_status").aggregate([("crop_status", "count")]).to_pylist() if crops.num_rows else []
     cropped = pc.sum(pc.equal(crops.column("crop_status"), "cropped")).as_py() or 0
-    return Output(
-        crops,
+    return MaterializeResult(
+        value=crops,
         metadata={
             "detector": detector.weights or "disabled",
             "cropped": int(cropped),

@@ -9,11 +9,12 @@ from dagster import (
     AssetExecutionContext,
     Config,
     Definitions,
+    MaterializeResult,
     MetadataValue,
-    Output,
     asset,
     asset_check,
 )
+from pydantic import Field
 
 from assets._metadata import markdown_table, preview
 from dagster_project.resources import StorageResource
@@ -22,14 +23,14 @@ from dagster_project.resources import StorageResource
 class SplitConfig(Config):
     """Identity-disjoint split settings. Assignment hashes the identity id, so splits are stable as data grows."""
 
-    min_photos: int = 2
-    seed: int = 0
+    min_photos: int = Field(default=2, description="Identities with fewer photos stay in the manifest as excluded.")
+    seed: int = Field(default=0, description="Salt of the identity-id hash that assigns splits.")
 
 
 @asset(group_name="dataset", kinds={"parquet"}, code_version="1")
 def image_manifest(
     context: AssetExecutionContext, config: SplitConfig, deduplicated_images: pa.Table, animal_crops: pa.Table
-) -> Output[pa.Table]:
+) -> MaterializeResult:
     """One row per curated image: identity, source, species, paths, size, hashes, detector box/crop and split
     (``excluded`` for identities with fewer than ``min_photos`` photos, which stay in the manifest)."""
     from curation.manifest import build_image_manifest
@@ -37,8 +38,8 @@ def image_manifest(
 
     manifest = build_image_manifest(deduplicated_images, animal_crops, min_photos=config.min_photos, seed=config.seed)
     splits = split_counts(manifest).to_pylist()
-    return Output(
-        manifest,
+    return MaterializeResult(
+        value=manifest,
         metadata={
             "images": manifest.num_rows,
             "identities": len(pc.unique(manifest.column("identity_id"))),
@@ -49,13 +50,13 @@ def image_manifest(
 
 
 @asset(group_name="dataset", kinds={"parquet"}, code_version="1")
-def identity_manifest(context: AssetExecutionContext, image_manifest: pa.Table) -> Output[pa.Table]:
+def identity_manifest(context: AssetExecutionContext, image_manifest: pa.Table) -> MaterializeResult:
     """One row per animal: source, species, lost/found, date, number of curated photos, text, URL, split."""
     from curation.manifest import build_identity_manifest
 
     identities = build_identity_manifest(image_manifest)
-    return Output(
-        identities,
+    return MaterializeResult(
+        value=identities,
         metadata={
             "identities": identities.num_rows,
             "preview": preview(identities, ["identity_id", "source", "species", "kind", "n_images", "split"]),
@@ -64,7 +65,7 @@ def identity_manifest(context: AssetExecutionContext, image_manifest: pa.Table) 
 
 
 @asset(group_name="dataset", kinds={"parquet"}, code_version="1")
-def identity_stats(context: AssetExecutionContext, image_manifest: pa.Table) -> Output[pa.Table]:
+def identity_stats(context: AssetExecutionContext, image_manifest: pa.Table) -> MaterializeResult:
     """Photos per identity per source and in total — identities, photos, min/max/mean/median/std (the seed
     paper's Table 2) — over the identities that enter training/evaluation."""
     from curation.stats import identity_stats as compute_stats
@@ -72,11 +73,11 @@ def identity_stats(context: AssetExecutionContext, image_manifest: pa.Table) -> 
 
     eligible = image_manifest.filter(pc.not_equal(image_manifest.column("split"), "excluded"))
     stats = compute_stats(eligible)
-    return Output(stats, metadata={"table_2": MetadataValue.md(stats_markdown(stats)), "sources": stats.num_rows - 1})
+    return MaterializeResult(value=stats, metadata={"table_2": MetadataValue.md(stats_markdown(stats)), "sources": stats.num_rows - 1})
 
 
 @asset(group_name="dataset", kinds={"parquet", "duckdb"}, code_version="1")
-def dataset_splits(context: AssetExecutionContext, image_manifest: pa.Table, storage: StorageResource) -> Output[pa.Table]:
+def dataset_splits(context: AssetExecutionContext, image_manifest: pa.Table, storage: StorageResource) -> MaterializeResult:
     """The train/val/test images (identity-disjoint, stratified by source and species); also refreshes the
     DuckDB views over every table so ``petid sql`` and notebooks see the new manifests."""
     from curation.db import refresh_views
@@ -85,8 +86,8 @@ def dataset_splits(context: AssetExecutionContext, image_manifest: pa.Table, sto
     splits = image_manifest.filter(pc.is_in(image_manifest.column("split"), pa.array(["train", "val", "test"])))
     rows = split_counts(splits).to_pylist()
     views = refresh_views(storage.layout.duckdb_path, storage.layout.tables)
-    return Output(
-        splits,
+    return MaterializeResult(
+        value=splits,
         metadata={
             "images": splits.num_rows,
             "splits": MetadataValue.md(markdown_table(rows)),

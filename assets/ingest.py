@@ -5,69 +5,35 @@ Raw captures (pages, photos, exports) are kept under ``<PETID_HOME>/raw`` before
 """
 
 
-import os
-
 import pyarrow as pa
-from dagster import AssetExecutionContext, Config, Definitions, Failure, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, Config, Definitions, Failure, MaterializeResult, MetadataValue, asset
+from pydantic import Field
 
 from assets._metadata import counts, markdown_table, preview
-from dagster_project.resources import (
-    HttpClientResource,
-    SampleSourceResource,
-    StorageResource,
-    TelegramResource,
-)
+from dagster_project.resources import DatasetsResource, HttpClientResource, StorageResource, TelegramResource
 from petid.records import CATALOGUE_SCHEMA, empty_catalogue
 from petid.stats import photos_per_identity
 
 
-def _env_list(name: str, sep: str = ",") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, "").split(sep) if item.strip()]
-
-
 class Pet911CrawlConfig(Config):
-    """Run config for the pet911 crawl."""
+    """Run config for the pet911 crawl (the site and politeness settings come from the ``http`` resource)."""
 
-    feeds: list[str] = []  # catalog feed paths/filters; empty = the default lost+found feeds
-    max_pages: int = 20
-    stop_after_known: int = 30
-    recheck_open: bool = False
+    feeds: list[str] = Field(default=[], description="Catalog feed paths/filters; empty = the lost+found feeds.")
+    max_pages: int = Field(default=20, description="Catalog pages walked per feed at most.")
+    stop_after_known: int = Field(default=30, description="Stop a feed after this many already-known listings.")
+    recheck_open: bool = Field(default=False, description="Re-fetch open listings to catch closures and edits.")
 
 
 class DatasetsConfig(Config):
-    """Published datasets to import, as ``FORMAT:PATH`` (default from ``PETID_DATASETS``, ``;``-separated)."""
+    """Run config for the dataset import."""
 
-    specs: list[str] = _env_list("PETID_DATASETS", ";")
+    specs: list[str] | None = Field(default=None, description="FORMAT:PATH specs for this run; unset = the "
+                                                                "deployment's datasets resource (PETID_DATASETS).")
 
 
-def _crawl_config(http: HttpClientResource, sample: SampleSourceResource, run: Pet911CrawlConfig | None):
-    from scrapers.http import origin_entry
-    from scrapers.pet911.crawl import CrawlConfig
-
-    base_url = sample.base_url or http.base_url
-    hosts = list(http.allowed_photo_hosts)
-    private: list[str] = []
-    if sample.base_url:  # the sample site serves pages and photos from exactly this loopback host:port
-        site = origin_entry(sample.base_url)
-        hosts.append(site)
-        private.append(site)
-    settings = {
-        "base_url": base_url,
-        "user_agent": http.user_agent,
-        "rate_limit_per_s": 200.0 if sample.base_url else http.rate_limit_per_s,
-        "timeout_s": http.timeout_s,
-        "max_retries": http.max_retries,
-        "max_response_bytes": http.max_response_bytes,
-        "deadline_s": http.deadline_s,
-        "max_crawl_delay_s": http.max_crawl_delay_s,
-        "allowed_photo_hosts": hosts,
-        "private_hosts": private,
-    }
-    if run is not None:
-        settings.update(max_pages=run.max_pages, stop_after_known=run.stop_after_known, recheck_open=run.recheck_open)
-        if run.feeds:
-            settings["feeds"] = list(run.feeds)
-    return CrawlConfig(**settings)
+def _run_settings(run: Pet911CrawlConfig) -> dict:
+    settings = {"max_pages": run.max_pages, "stop_after_known": run.stop_after_known, "recheck_open": run.recheck_open}
+    return {**settings, **({"feeds": list(run.feeds)} if run.feeds else {})}
 
 
 @asset(group_name="ingest", kinds={"python", "html"}, code_version="1")
@@ -76,14 +42,13 @@ def pet911_listings(
     config: Pet911CrawlConfig,
     storage: StorageResource,
     http: HttpClientResource,
-    sample: SampleSourceResource,
-) -> Output[pa.Table]:
+) -> MaterializeResult:
     """pet911.ru listing records: catalog feeds walked newest first until enough known ids, every page archived
     (gzip, content-addressed) before parsing, detail pages parsed into one row per listing (all captures kept;
     the ≥2-photo filter belongs to the dataset stage)."""
     from scrapers.pet911.crawl import crawl_listings
 
-    crawl = _crawl_config(http, sample, config)
+    crawl = http.crawl_config(**_run_settings(config))
     context.log.info(f"crawling {crawl.base_url} (rate limit {crawl.rate_limit_per_s}/s)")
     result = crawl_listings(crawl, storage.layout.raw / "pet911")
     for failure in result.failures[:20]:
@@ -94,8 +59,8 @@ def pet911_listings(
             f"{result.failures[0]}); nothing was changed — the crawl state resumes on the next run",
             metadata={"failures": MetadataValue.md(markdown_table(result.failures))},
         )
-    return Output(
-        result.listings,
+    return MaterializeResult(
+        value=result.listings,
         metadata={
             **counts(result.stats),
             "listings": result.listings.num_rows,
@@ -112,23 +77,17 @@ def pet911_photos(
     pet911_listings: pa.Table,
     storage: StorageResource,
     http: HttpClientResource,
-    sample: SampleSourceResource,
-) -> Output[pa.Table]:
+) -> MaterializeResult:
     """Photos of every pet911 listing, downloaded only from allowed hosts, checked by magic bytes and stored
     content-addressed under ``raw/pet911/photos``; returned as catalogue rows (one per photo)."""
     from scrapers.pet911.crawl import download_photos
 
-    listings = pet911_listings
-    if sample.base_url:  # each run (or step process) serves the sample on a fresh ephemeral port
-        rebased = [[sample.rebase(u) for u in urls or []] for urls in listings.column("photo_urls").to_pylist()]
-        index = listings.schema.get_field_index("photo_urls")
-        listings = listings.set_column(index, listings.schema.field(index), pa.array(rebased, listings.schema.field(index).type))
-    result = download_photos(listings, _crawl_config(http, sample, None), storage.layout.raw / "pet911")
+    result = download_photos(pet911_listings, http.crawl_config(), storage.layout.raw / "pet911")
     for failure in result.failures[:20]:
         context.log.warning(f"photo failure: {failure}")
     stats = photos_per_identity(result.catalogue.column("identity_id").to_pylist())
-    return Output(
-        result.catalogue,
+    return MaterializeResult(
+        value=result.catalogue,
         metadata={
             **counts(result.stats),
             "photos": result.catalogue.num_rows,
@@ -143,8 +102,7 @@ def telegram_posts(
     context: AssetExecutionContext,
     storage: StorageResource,
     telegram: TelegramResource,
-    sample: SampleSourceResource,
-) -> Output[pa.Table]:
+) -> MaterializeResult:
     """Animal posts from public Telegram channels (live via Telethon when credentials are set, and Telegram
     Desktop exports), keyword-selected, albums assembled into one animal; catalogue rows with their photos."""
     from scrapers.telegram.export import import_export
@@ -152,8 +110,7 @@ def telegram_posts(
     raw = storage.layout.raw / "telegram"
     parts: list[pa.Table] = []
     summary: list[dict] = []
-    export_dirs = list(telegram.export_dirs) + ([str(sample.telegram_export_dir)] if sample.telegram_export_dir else [])
-    for export_dir in export_dirs:
+    for export_dir in telegram.exports():
         result = import_export(export_dir, raw)
         parts.append(result.catalogue)
         summary.append({"channel": str(export_dir), "mode": "export", **counts(result.stats)})
@@ -180,8 +137,8 @@ def telegram_posts(
     catalogue = pa.concat_tables([p.cast(CATALOGUE_SCHEMA) for p in parts]) if parts else empty_catalogue()
     n_posts = len(set(catalogue.column("identity_id").to_pylist()))
     context.log.info(f"telegram: {n_posts} animal posts, {catalogue.num_rows} photos")
-    return Output(
-        catalogue,
+    return MaterializeResult(
+        value=catalogue,
         metadata={
             "posts": n_posts,
             "photos": catalogue.num_rows,
@@ -192,18 +149,20 @@ def telegram_posts(
 
 
 @asset(group_name="ingest", kinds={"python"}, code_version="1")
-def external_datasets(context: AssetExecutionContext, config: DatasetsConfig) -> Output[pa.Table]:
+def external_datasets(context: AssetExecutionContext, config: DatasetsConfig,
+                      datasets: DatasetsResource) -> MaterializeResult:
     """Published re-identification datasets (DogFaceNet, PetFace, LCW, ... or generic ``identity-folders`` /
     ``csv`` layouts) imported from local copies and validated; none are configured by default."""
     from scrapers.datasets import load_catalogue
 
-    parts = [load_catalogue(spec).cast(CATALOGUE_SCHEMA) for spec in config.specs]
+    specs = config.specs if config.specs is not None else list(datasets.specs)  # run config > resource
+    parts = [load_catalogue(spec).cast(CATALOGUE_SCHEMA) for spec in specs]
     catalogue = pa.concat_tables(parts) if parts else empty_catalogue()
-    rows = [{"dataset": spec, **photos_per_identity(p.column("identity_id").to_pylist())} for spec, p in zip(config.specs, parts)]
+    rows = [{"dataset": spec, **photos_per_identity(p.column("identity_id").to_pylist())} for spec, p in zip(specs, parts)]
     if not parts:
         context.log.info("no external datasets configured (set PETID_DATASETS='FORMAT:PATH;...')")
-    return Output(
-        catalogue,
+    return MaterializeResult(
+        value=catalogue,
         metadata={"datasets": len(parts), "photos": catalogue.num_rows, "summary": MetadataValue.md(markdown_table(rows))},
     )
 

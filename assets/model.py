@@ -7,8 +7,6 @@ never a registry alias, so a ``petid train`` run in between changes nothing they
 live in ``training`` and ``evaluation``; checkpoints, reports and indexes are files under the storage root.
 """
 
-import os
-from typing import Literal
 
 import pyarrow as pa
 from dagster import (
@@ -20,14 +18,13 @@ from dagster import (
     Definitions,
     MaterializeResult,
     MetadataValue,
-    Output,
     asset,
     asset_check,
 )
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from assets._metadata import markdown_table
-from dagster_project.resources import ModelRegistryResource, SampleSourceResource, StorageResource
+from dagster_project.resources import ModelRegistryResource, StorageResource, TrainingResource, known_preset
 
 LINEAGE_SCHEMA = pa.schema([
     ("trained_version", pa.string()), ("baseline_version", pa.string()), ("production_version", pa.string()),
@@ -40,10 +37,9 @@ LINEAGE_SCHEMA = pa.schema([
 class TrainRunConfig(Config):
     """How ``reid_model`` trains."""
 
-    preset: Literal["auto", "small", "recipe", "demo"] = Field(
-        default=os.environ.get("PETID_TRAIN_PRESET", "auto"),
-        description="auto: the published recipe from 1000 training animals on, the small-data winner below (demo on "
-                    "the sample source); small | recipe | demo force one.")
+    preset: str | None = Field(
+        default=None, description="auto: the published recipe from 1000 training animals on, the small-data winner "
+                                  "below; small | recipe | demo force one; unset = the training resource's preset.")
     config_file: str | None = Field(default=None, description="A YAML TrainConfig; it wins over the preset.")
     epochs: int | None = Field(default=None, description="Override the preset's epochs (0: closed-form head only).")
     max_steps: int | None = Field(default=None, description="Cap optimiser steps over the whole run.")
@@ -51,17 +47,21 @@ class TrainRunConfig(Config):
                                                                  "frozen backbone to be promoted.")
     force: bool = Field(default=False, description="Train again even when this exact version is registered.")
 
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str | None) -> str | None:
+        return value if value is None else known_preset(value)
 
-def _train_config(run: TrainRunConfig, sample_enabled: bool, n_identities: int):
+
+def _train_config(run: TrainRunConfig, training: TrainingResource, n_identities: int):
+    """The run's TrainConfig: a config file, else the run's preset, else the deployment's (run > resource)."""
     from training.config import TrainConfig
     from training.train import replace_config
 
     if run.config_file:
         config = TrainConfig.from_yaml(run.config_file)
-    elif run.preset == "auto" and sample_enabled:
-        config = TrainConfig.demo()
     else:
-        config = TrainConfig.preset(run.preset, n_identities=n_identities)
+        config = TrainConfig.preset(run.preset or training.preset, n_identities=n_identities)
     return replace_config(config, epochs=run.epochs, max_steps=run.max_steps, gate_margin=run.gate_margin)
 
 
@@ -75,8 +75,8 @@ def reid_model(
     config: TrainRunConfig,
     dataset_splits: pa.Table,
     registry: ModelRegistryResource,
-    sample: SampleSourceResource,
-) -> Output[pa.Table]:
+    training: TrainingResource,
+) -> MaterializeResult:
     """The model lineage of this run: a versioned identity-embedding model trained on the ``train`` split (animal
     crops where the detector made them), the frozen backbone it started from, and which of the two the promotion
     gate put in ``production`` (the trained one only if it beats the frozen backbone on the ``val`` animals).
@@ -86,7 +86,7 @@ def reid_model(
 
     frame = model_frame(dataset_splits, splits=("train", "val"))
     n_train = int(frame.loc[frame["split"] == "train", "identity_id"].nunique())
-    train_config = _train_config(config, sample.enabled, n_train)
+    train_config = _train_config(config, training, n_train)
     result = train_model(frame, train_config, registry.path, force=config.force, log=context.log.info)
     gate = result.gate
     (context.log.info if result.promoted else context.log.warning)(f"promotion gate: {gate.get('reason')}")
@@ -97,8 +97,8 @@ def reid_model(
            **{f"baseline_val_{k}": baseline.get(k) for k in ("top1", "map", "eer")}}
     comparison = [{"model": name, **{k: (values or {}).get(k) for k in ("top1", "map", "eer")}}
                   for name, values in (("trained " + result.version_id, candidate), ("frozen backbone", baseline))]
-    return Output(
-        pa.Table.from_pylist([row], schema=LINEAGE_SCHEMA),
+    return MaterializeResult(
+        value=pa.Table.from_pylist([row], schema=LINEAGE_SCHEMA),
         metadata={
             "trained_version": result.version_id,
             "production_version": str(result.production_id),

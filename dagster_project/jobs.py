@@ -19,5 +19,5 @@ train_evaluate_job = define_asset_job(
 full_pipeline_job = define_asset_job(
     name="full_pipeline",
     selection=AssetSelection.all(),
-    description="Everything, end to end: what `petid demo` runs against the sample source.",
+    description="Everything, end to end (what `petid demo` runs with the demo deployment).",
 )

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from dagster import ConfigurableResource, InitResourceContext
-from pydantic import PrivateAttr
+from dagster import ConfigurableResource, EnvVar
+from pydantic import Field, field_validator
 
 from petid.settings import Layout, petid_home
 from scrapers.http import DEFAULT_USER_AGENT
@@ -17,9 +14,9 @@ from scrapers.http import DEFAULT_USER_AGENT
 
 class StorageResource(ConfigurableResource):
     """The storage root (env ``PETID_HOME``, default ``./data``) and its directory layout: the one root that the
-    IO manager, the model registry and the sample source all receive."""
+    IO manager, the model registry and the libraries all receive."""
 
-    root: str | None = None
+    root: str | None = Field(default=None, description="Storage root; unset = PETID_HOME at execution, else ./data.")
 
     @property
     def layout(self) -> Layout:
@@ -27,67 +24,42 @@ class StorageResource(ConfigurableResource):
 
 
 class HttpClientResource(ConfigurableResource):
-    """Politeness and safety settings for every HTTP request petid makes to a listing site."""
+    """Where the listing site is and how petid talks to it: politeness and safety settings for every request.
 
-    base_url: str = "https://pet911.ru"
-    user_agent: str = DEFAULT_USER_AGENT
-    rate_limit_per_s: float = 1.0
-    timeout_s: float = 20.0
-    max_retries: int = 4
-    max_response_bytes: int = 20_000_000
-    deadline_s: float = 60.0  # total wall time of one request, however slowly the server drips bytes
-    max_crawl_delay_s: float = 60.0  # cap on a robots.txt Crawl-delay, which only ever slows its own host
-    allowed_photo_hosts: list[str] = ["pet911.ru", "cdn.pet911.ru"]
+    ``crawl_config`` is the one place these settings become the crawler's ``CrawlConfig``."""
 
+    base_url: str = Field(default="https://pet911.ru", description="The listing site's origin.")
+    user_agent: str = Field(default=DEFAULT_USER_AGENT, description="Sent with every request.")
+    rate_limit_per_s: float = Field(default=1.0, description="Requests per second to one host (before jitter).")
+    timeout_s: float = Field(default=20.0, description="Seconds one socket read may take.")
+    max_retries: int = Field(default=4, description="Retries on 429/5xx/timeouts, with backoff and Retry-After.")
+    max_response_bytes: int = Field(default=20_000_000, description="Larger responses are refused.")
+    deadline_s: float = Field(default=60.0, description="Total wall time of one exchange, however slowly the "
+                                                        "server drips bytes.")
+    max_crawl_delay_s: float = Field(default=60.0, description="Cap on a robots.txt Crawl-delay (which only ever "
+                                                               "slows its own host).")
+    allowed_photo_hosts: list[str] = Field(default=["pet911.ru", "cdn.pet911.ru"],
+                                           description="Photos only from these host[:port] entries.")
+    private_hosts: list[str] = Field(default=[], description="host:port entries allowed to resolve to private or "
+                                                             "loopback addresses (a trusted local site only).")
+    routes: dict[str, str] = Field(default={}, description="host:port -> host:port actually dialled (like curl "
+                                                           "--resolve), so stored URLs keep one stable origin.")
 
-class SampleSourceResource(ConfigurableResource):
-    """The project's own synthetic sample source (pet911-format site + Telegram export), served on 127.0.0.1.
+    def settings(self) -> dict[str, Any]:
+        """The crawler settings of this deployment (subclasses add what they serve at execution time)."""
+        return {
+            "base_url": self.base_url, "user_agent": self.user_agent, "rate_limit_per_s": self.rate_limit_per_s,
+            "timeout_s": self.timeout_s, "max_retries": self.max_retries,
+            "max_response_bytes": self.max_response_bytes, "deadline_s": self.deadline_s,
+            "max_crawl_delay_s": self.max_crawl_delay_s, "allowed_photo_hosts": list(self.allowed_photo_hosts),
+            "private_hosts": list(self.private_hosts), "routes": dict(self.routes),
+        }
 
-    Enabled with ``PETID_SAMPLE=1`` (or ``enabled=True``). While a run executes, the site is generated once under
-    ``<root>/sample`` and served by a real HTTP server on an ephemeral port; scrapers use the same code path as
-    for the live site.
-    """
+    def crawl_config(self, **run: Any) -> Any:
+        """A ``scrapers.pet911.crawl.CrawlConfig``: these settings, then the run's own (``run`` wins)."""
+        from scrapers.pet911.crawl import CrawlConfig
 
-    storage: StorageResource
-    enabled: bool = False
-    seed: int = 0
-    n_animals: int = 48
-
-    _base_url: str | None = PrivateAttr(default=None)
-    _export_dir: Path | None = PrivateAttr(default=None)
-    _stack: contextlib.ExitStack | None = PrivateAttr(default=None)
-
-    def setup_for_execution(self, context: InitResourceContext) -> None:
-        if not self.enabled:
-            return
-        from petid.sample.pet911_site import serve_site
-        from petid.sample.source import ensure_sample
-
-        source = ensure_sample(self.storage.layout.root / "sample", seed=self.seed, n_animals=self.n_animals)
-        self._stack = contextlib.ExitStack()
-        self._base_url = self._stack.enter_context(serve_site(source.pet911_site_dir))
-        self._export_dir = source.telegram_export_dir
-
-    def teardown_after_execution(self, context: InitResourceContext) -> None:
-        if self._stack is not None:
-            self._stack.close()
-
-    @property
-    def base_url(self) -> str | None:
-        return self._base_url
-
-    @property
-    def telegram_export_dir(self) -> Path | None:
-        return self._export_dir
-
-    def rebase(self, url: str) -> str:
-        """Point a URL captured from an earlier sample server (another process, another port) at this one."""
-        if not self._base_url:
-            return url
-        parts = urlsplit(url)
-        if parts.hostname not in ("127.0.0.1", "localhost"):
-            return url
-        return self._base_url.rstrip("/") + urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+        return CrawlConfig(**{**self.settings(), **run})
 
 
 class TelegramResource(ConfigurableResource):
@@ -97,13 +69,17 @@ class TelegramResource(ConfigurableResource):
     exports imported offline.
     """
 
-    api_id: str | None = None
-    api_hash: str | None = None
-    session: str | None = None
-    channels: list[str] = []
-    export_dirs: list[str] = []
-    max_messages_per_channel: int = 5000
-    flood_wait_cap_s: int = 300
+    api_id: str | None = Field(default=None, description="Telegram API id (EnvVar only).")
+    api_hash: str | None = Field(default=None, description="Telegram API hash (EnvVar only).")
+    session: str | None = Field(default=None, description="Telethon StringSession (EnvVar only).")
+    channels: list[str] = Field(default=[], description="Public channels read live (needs credentials).")
+    export_dirs: list[str] = Field(default=[], description="Telegram Desktop export folders imported offline.")
+    max_messages_per_channel: int = Field(default=5000, description="Newest messages read per live channel.")
+    flood_wait_cap_s: int = Field(default=300, description="Longest FloodWait honoured before giving up a channel.")
+
+    def exports(self) -> list[str]:
+        """Every export folder to import this run."""
+        return list(self.export_dirs)
 
     @property
     def has_credentials(self) -> bool:
@@ -119,12 +95,12 @@ class DetectorResource(ConfigurableResource):
     """The animal detector for crops. Off (``weights=None``) unless configured, e.g. ``PETID_DETECTOR=yolo11n.pt``
     online or the path of a local ``.pt`` file or exported model folder offline."""
 
-    weights: str | None = None
-    confidence: float = 0.25
-    image_size: int = 640
-    batch_size: int = 16
-    margin: float = 0.1
-    min_box_side: int = 32
+    weights: str | None = Field(default=None, description="YOLO weights: a .pt file or exported model folder.")
+    confidence: float = Field(default=0.25, description="Boxes below this confidence are ignored.")
+    image_size: int = Field(default=640, description="Detector input size.")
+    batch_size: int = Field(default=16, description="Images per detector call.")
+    margin: float = Field(default=0.1, description="Crop margin around the box, as a fraction of its side.")
+    min_box_side: int = Field(default=32, description="Smaller boxes are not cropped.")
 
     def detector(self) -> Any:
         if not self.weights:
@@ -132,6 +108,33 @@ class DetectorResource(ConfigurableResource):
         from curation.crops import YoloDetector
 
         return YoloDetector(self.weights, conf=self.confidence, imgsz=self.image_size, batch=self.batch_size)
+
+
+def known_preset(name: str) -> str:
+    """``name`` if it is a training preset; a one-line error naming the presets otherwise."""
+    from training.config import PRESETS
+
+    if name not in PRESETS:
+        raise ValueError(f"unknown training preset {name!r}: use one of {', '.join(PRESETS)}")
+    return name
+
+
+class TrainingResource(ConfigurableResource):
+    """The deployment's training defaults; a run's ``reid_model`` config overrides them."""
+
+    preset: str = Field(default="auto", description="auto: the published recipe from 1000 training animals on, "
+                                                    "the small-data winner below; small | recipe | demo force one.")
+
+    @field_validator("preset", mode="before")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        return value if isinstance(value, EnvVar) else known_preset(value)  # an EnvVar is checked once resolved
+
+
+class DatasetsResource(ConfigurableResource):
+    """Published re-identification datasets this deployment imports, as ``FORMAT:PATH`` specs."""
+
+    specs: list[str] = Field(default=[], description="e.g. identity-folders:/data/dogs; csv:/data/list.csv")
 
 
 class ModelRegistryResource(ConfigurableResource):
@@ -142,7 +145,3 @@ class ModelRegistryResource(ConfigurableResource):
     @property
     def path(self) -> Path:
         return self.storage.layout.models
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}

@@ -23,29 +23,23 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ui = sub.add_parser("ui", help="open the Dagster UI on this storage root (dagster dev)")
     ui.add_argument("--home", help="storage root (default: $PETID_HOME or ./data)")
     ui.add_argument("--port", type=int, default=3000)
-    ui.add_argument("--sample", action="store_true", help="serve the offline sample source to the assets")
+    ui.add_argument("--sample", action="store_true", help="the demo deployment: the assets read the local sample world")
     ui.set_defaults(func=run_ui)
 
 
-def configure_environment(home: str | None, sample: bool) -> Layout:
-    """Point petid and Dagster at one storage root: Dagster's SQLite instance lives in ``<root>/dagster``."""
+def prepare_home(home: str | None) -> Layout:
+    """The storage root and Dagster's SQLite instance inside it (``<root>/dagster``)."""
     layout = Layout(home or petid_home())
     layout.dagster_home.mkdir(parents=True, exist_ok=True)
     instance_config = layout.dagster_home / "dagster.yaml"
     if not instance_config.exists():  # an explicit (empty) config: SQLite storage under DAGSTER_HOME
         instance_config.write_text("# Dagster instance for petid: default SQLite storage in this folder.\n")
-    os.environ["PETID_HOME"] = str(layout.root)
-    os.environ["DAGSTER_HOME"] = str(layout.dagster_home)
-    if sample:
-        os.environ["PETID_SAMPLE"] = "1"
     return layout
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    layout = configure_environment(args.home, sample=True)
-    os.environ["PETID_SAMPLE_ANIMALS"] = str(args.animals)
-    os.environ["PETID_SAMPLE_SEED"] = str(args.seed)
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(layout.cache / "ultralytics"))
+    layout = prepare_home(args.home)
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(layout.cache / "ultralytics"))  # when PETID_DETECTOR is set
     print(f"petid demo — storage root {layout.root}")
     print("The sample source is SYNTHETIC: procedurally drawn animals served by a local pet911-format site and a")
     print("Telegram Desktop export, scraped through the same code paths as the live sources.\n")
@@ -55,7 +49,8 @@ def run_demo(args: argparse.Namespace) -> int:
     from dagster_project import definitions
 
     started = time.monotonic()
-    job = definitions.build_defs().resolve_job_def("full_pipeline")  # resources read the environment set above
+    defs = definitions.build_defs("demo", home=str(layout.root), seed=args.seed, n_animals=args.animals)
+    job = defs.resolve_job_def("full_pipeline")
     total = len(job.graph.node_defs)
     done: list[str] = []
 
@@ -73,7 +68,7 @@ def run_demo(args: argparse.Namespace) -> int:
         "loggers": {"console": {"config": {"log_level": "WARNING"}}},
     }
     print(f"materializing {total} steps (ingest → curation → dataset → model):", flush=True)
-    with DagsterInstance.get() as instance:
+    with DagsterInstance.from_config(str(layout.dagster_home)) as instance:
         result = job.with_hooks({progress, failed}).execute_in_process(
             instance=instance, run_config=run_config, raise_on_error=False
         )
@@ -120,7 +115,9 @@ def print_summary(layout: Layout) -> None:
 
 
 def run_ui(args: argparse.Namespace) -> int:
-    layout = configure_environment(args.home, sample=args.sample)
+    layout = prepare_home(args.home)
     command = ["dagster", "dev", "-m", "dagster_project.definitions", "-p", str(args.port)]
-    print(f"DAGSTER_HOME={layout.dagster_home} PETID_HOME={layout.root} {' '.join(command)}")
-    return subprocess.call(command, cwd=Path(__file__).resolve().parents[1])
+    settings = {"DAGSTER_HOME": str(layout.dagster_home), "PETID_HOME": str(layout.root),
+                "PETID_DEPLOYMENT": "demo" if args.sample else os.environ.get("PETID_DEPLOYMENT", "production")}
+    print(" ".join(f"{k}={v}" for k, v in settings.items()) + " " + " ".join(command))
+    return subprocess.call(command, cwd=Path(__file__).resolve().parents[1], env={**os.environ, **settings})

@@ -7,6 +7,8 @@ Every URL the client requests — the first one, every redirect hop and each hos
 unspecified address unless that exact ``host:port`` is opted in (the sample site and the tests do). Addresses are
 checked twice: before the request (every address the name resolves to) and again when the socket connects, on
 the addresses actually dialled, so a DNS answer that changes in between cannot reach an internal address.
+``routes`` (like curl's ``--resolve``) dial a named ``host:port`` at another address: a local site keeps one stable
+origin in every stored URL while its server listens on whatever port it was given.
 
 Clock and sleep are injectable, so tests run without real waiting (the deadline always uses the real clock).
 """
@@ -22,7 +24,7 @@ import socket
 import threading
 import time
 import urllib.robotparser
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -180,16 +182,19 @@ class UrlPolicy:
     ``allowed_hosts``: None allows any host; otherwise ``"host"`` (the scheme's default port only) or
     ``"host:port"`` entries. ``private_hosts``: ``host:port`` entries that may resolve to private/loopback
     addresses (e.g. exactly the sample site under test; a bare host means ports 80/443 only).
-    ``allow_private_addresses`` lifts the address check altogether (never for live crawls). ``resolver`` maps
-    (host, port) to addresses (tests inject one)."""
+    ``allow_private_addresses`` lifts the address check altogether (never for live crawls). ``routes`` maps a
+    ``host:port`` to the ``host:port`` actually dialled (the URL, and so its checks and Host header, keep the
+    name). ``resolver`` maps (host, port) to addresses (tests inject one)."""
 
     allowed_hosts: Sequence[str] | None = None
     private_hosts: Sequence[str] = ()
     allow_private_addresses: bool = False
     schemes: Sequence[str] = ("http", "https")
     resolver: Callable[[str, int], Sequence[str]] = resolve_host
+    routes: Mapping[str, str] = field(default_factory=dict)
     _allowed: tuple[tuple[str, int | None], ...] | None = field(init=False, repr=False, compare=False, default=None)
     _private: tuple[tuple[str, int | None], ...] = field(init=False, repr=False, compare=False, default=())
+    _routes: dict[tuple[str, int], tuple[str, int]] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.allowed_hosts, str) or isinstance(self.private_hosts, str):
@@ -200,6 +205,11 @@ class UrlPolicy:
         object.__setattr__(self, "schemes", tuple(s.lower() for s in self.schemes))
         object.__setattr__(self, "_allowed", None if allowed is None else tuple(host_entry(h) for h in allowed))
         object.__setattr__(self, "_private", tuple(host_entry(h) for h in self.private_hosts))
+        object.__setattr__(self, "_routes", {_route_key(k): _route_key(v) for k, v in dict(self.routes).items()})
+
+    def route(self, host: str, port: int) -> tuple[str, int]:
+        """The (host, port) to dial for a URL's (host, port): its route, else itself."""
+        return self._routes.get((host.lower(), port), (host, port))
 
     def host_allowed(self, url: str) -> bool:
         """Scheme, host and port are allowed (no address check)."""
@@ -224,7 +234,7 @@ class UrlPolicy:
         if self.private_allowed(host, port):
             return
         try:
-            self.vet(host, port)
+            self.vet(*self.route(host, port))
         except UrlRefused as exc:
             raise UrlRefused(url, exc.reason) from None
         except OSError:
@@ -242,6 +252,13 @@ class UrlPolicy:
                 raise UrlRefused(f"{host}:{port}", f"{shown} is a {problem} address, refused (only a trusted "
                                                    f"local site may be opted in, by host:port, in private_hosts)")
         return addresses
+
+
+def _route_key(entry: str) -> tuple[str, int]:
+    host, port = host_entry(entry)
+    if port is None:
+        raise HttpConfigError(f"route entry {entry!r}: expected host:port")
+    return host, port
 
 
 def _is_ip(host: str) -> bool:
@@ -299,17 +316,18 @@ class _GuardedBackend(httpcore.NetworkBackend):
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
-        if self.policy.private_allowed(host, port):
-            targets = [host]
+        dial_host, dial_port = self.policy.route(host, port)
+        if self.policy.private_allowed(host, port):  # opted in by the name in the URL, routed or not
+            targets = [dial_host]
         else:
             try:
-                targets = self.policy.vet(host, port)  # UrlRefused propagates unchanged through httpx
+                targets = self.policy.vet(dial_host, dial_port)  # UrlRefused propagates unchanged through httpx
             except OSError as exc:
                 raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
         error: Exception | None = None
         for target in targets:
             try:
-                stream = self._inner.connect_tcp(target, port, _remaining(timeout), local_address, socket_options)
+                stream = self._inner.connect_tcp(target, dial_port, _remaining(timeout), local_address, socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 error = exc
                 continue

@@ -72,3 +72,26 @@ def test_schedule_and_sensor_are_created_stopped() -> None:
     assert schedule.default_status == DefaultScheduleStatus.STOPPED
     assert schedule.job_name == "nightly_refresh"
     assert defs.resolve_sensor_def("retrain_on_new_splits").default_status == DefaultSensorStatus.STOPPED
+
+
+def test_every_config_and_resource_field_is_described() -> None:
+    """Run config and resource fields carry a description (the Dagster UI's launchpad shows it)."""
+    from dagster import Config, ConfigurableResource
+
+    import assets.curation
+    import assets.dataset
+    import assets.ingest
+    import assets.model
+    import dagster_project.local_site
+    import dagster_project.resources
+
+    modules = (assets.curation, assets.dataset, assets.ingest, assets.model, dagster_project.resources,
+               dagster_project.local_site)
+    classes = {cls for module in modules for cls in vars(module).values()
+               if isinstance(cls, type) and issubclass(cls, (Config, ConfigurableResource))
+               and cls.__module__ == module.__name__}
+    assert len(classes) >= 12
+    bare = [f"{cls.__name__}.{name}" for cls in classes for name, field in cls.model_fields.items()
+            if not field.description and not (isinstance(field.annotation, type)
+                                              and issubclass(field.annotation, ConfigurableResource))]
+    assert not bare, bare

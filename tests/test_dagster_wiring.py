@@ -84,14 +84,17 @@ def test_train_presets() -> None:
     from pydantic import ValidationError
 
     from assets.model import TrainRunConfig, _train_config
+    from dagster_project.resources import TrainingResource
 
-    demo = _train_config(TrainRunConfig(preset="auto"), sample_enabled=True, n_identities=30)
-    small = _train_config(TrainRunConfig(preset="auto"), sample_enabled=False, n_identities=30)
-    recipe = _train_config(TrainRunConfig(preset="auto"), sample_enabled=False, n_identities=5000)
+    auto, demo = TrainingResource(), TrainingResource(preset="demo")
+    small = _train_config(TrainRunConfig(), auto, n_identities=30)
+    recipe = _train_config(TrainRunConfig(), auto, n_identities=5000)
     assert (recipe.p, recipe.k, recipe.margin, recipe.lr, recipe.unfreeze_blocks) == (58, 2, 0.45, 1e-4, 5)
     assert small.backbone == "efficientnet_lite2" and small.head_init == "pca" and small.freeze_bn
-    assert demo.p < recipe.p
-    assert _train_config(TrainRunConfig(preset="recipe", epochs=3), sample_enabled=True, n_identities=1).epochs == 3
-    assert _train_config(TrainRunConfig(gate_margin=0.02), False, 30).gate_margin == 0.02
+    assert _train_config(TrainRunConfig(), demo, n_identities=30).p < recipe.p  # the demo deployment's preset
+    # run config beats the resource
+    assert _train_config(TrainRunConfig(preset="recipe", epochs=3), demo, n_identities=1).epochs == 3
+    assert _train_config(TrainRunConfig(preset="small"), demo, n_identities=30).backbone == "efficientnet_lite2"
+    assert _train_config(TrainRunConfig(gate_margin=0.02), auto, 30).gate_margin == 0.02
     with pytest.raises(ValidationError):
         TrainRunConfig(preset="fast")

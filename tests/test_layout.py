@@ -77,3 +77,31 @@ def test_the_foundation_imports_nothing_above_it(module: str) -> None:
     offenders = [name for name, _ in _imports(REPO / "petid" / f"{module}.py")
                  if name.split(".")[0] in above or (name.startswith("petid.") and name.split(".")[1] not in FOUNDATION)]
     assert not offenders, offenders
+
+
+DEPLOYMENT_MODULES = ("dagster_project.deployments", "dagster_project.local_site", "dagster_project.definitions")
+
+
+def test_assets_never_know_which_deployment_runs_them() -> None:
+    """Asset bodies see only resource types; the resource sets (and the local sample site) are chosen elsewhere."""
+    offenders = [
+        f"{path.relative_to(REPO)}: {module}"
+        for path in (REPO / "assets").rglob("*.py")
+        for module, _ in _imports(path)
+        if module.startswith(DEPLOYMENT_MODULES)
+    ]
+    offenders += [f"{path.relative_to(REPO)} mentions the sample" for path in (REPO / "assets").rglob("*.py")
+                  if "sample" in path.read_text().lower()]
+    assert not offenders, offenders
+
+
+def test_only_the_demo_deployment_reaches_the_sample_world() -> None:
+    allowed = {"dagster_project/local_site.py"}
+    offenders = [
+        f"{path.relative_to(REPO)}: {module}"
+        for path in (REPO / "dagster_project").rglob("*.py")
+        if str(path.relative_to(REPO)) not in allowed
+        for module, _ in _imports(path)
+        if module.startswith("petid.sample")
+    ]
+    assert not offenders, offenders

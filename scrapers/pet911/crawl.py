@@ -70,6 +70,9 @@ class CrawlConfig:
     # "host:port" entries that may resolve to private/loopback addresses: only a trusted local site (the sample
     # site, tests), never needed for the live site. Empty = every private address is refused.
     private_hosts: list[str] = field(default_factory=list)
+    # "host:port" -> "host:port" actually dialled (see scrapers.http.UrlPolicy.routes): a local site keeps one stable
+    # origin in the stored URLs whatever port its server has this run
+    routes: dict[str, str] = field(default_factory=dict)
     deadline_s: float = 60.0  # total wall time of one exchange (connect, headers, whole body); timeout_s is per read
     max_crawl_delay_s: float = 60.0  # cap on a robots.txt Crawl-delay (which only slows its own host)
 
@@ -82,10 +85,11 @@ class CrawlConfig:
         return [origin_entry(self.base_url) if parts.port is not None else (parts.hostname or "")]
 
     def page_policy(self) -> UrlPolicy:
-        return UrlPolicy(allowed_hosts=self.page_hosts(), private_hosts=list(self.private_hosts))
+        return UrlPolicy(allowed_hosts=self.page_hosts(), private_hosts=list(self.private_hosts), routes=self.routes)
 
     def photo_policy(self) -> UrlPolicy:
-        return UrlPolicy(allowed_hosts=list(self.allowed_photo_hosts), private_hosts=list(self.private_hosts))
+        return UrlPolicy(allowed_hosts=list(self.allowed_photo_hosts), private_hosts=list(self.private_hosts),
+                         routes=self.routes)
 
     def client(self, policy: UrlPolicy | None = None) -> PoliteClient:
         """A client for this crawl; ``policy`` defaults to ``page_policy()``."""

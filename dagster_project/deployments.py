@@ -1,0 +1,133 @@
+"""Deployments as resource sets, chosen once when the ``Definitions`` are built (``PETID_DEPLOYMENT``).
+
+- ``production``: the live site, Telegram, datasets and detector as the environment configures them.
+- ``demo``: the same resources pointed at the local sample world (``dagster_project.local_site``) — production
+  code against a local site; no asset body knows which set it runs with.
+
+Every knob has one precedence rule: **run config > resource config > environment > default**. A run's config
+(``reid_model``'s ``preset``, ``external_datasets``' ``specs``, the crawl's ``max_pages``…) wins; otherwise the
+deployment's resource config (the demo sets its own site, preset and exports); otherwise the environment
+variable in ``ENVIRONMENT`` (strings and integers are passed to Dagster as ``EnvVar`` and resolved at execution,
+secrets are never copied); otherwise the resource field's default.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dagster import EnvVar
+
+from dagster_project.io_managers import ParquetIOManager
+from dagster_project.local_site import LocalSiteHttpResource, SampleTelegramResource, SampleWorldResource
+from dagster_project.resources import (
+    DatasetsResource,
+    DetectorResource,
+    HttpClientResource,
+    ModelRegistryResource,
+    StorageResource,
+    TelegramResource,
+    TrainingResource,
+)
+from petid.errors import UserError
+
+DEPLOYMENTS = ("production", "demo")
+
+# variable -> (resource.field it configures, what it means); the README's configuration table is this one
+ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "PETID_DEPLOYMENT": ("(the resource set)", "production (default) or demo"),
+    "PETID_HOME": ("storage.root", "storage root shared by the IO manager, registry and libraries (./data)"),
+    "PETID_PET911_URL": ("http.base_url", "listing site origin (https://pet911.ru)"),
+    "PETID_RATE_LIMIT": ("http.rate_limit_per_s", "requests per second to one host (1.0)"),
+    "PETID_TELEGRAM_API_ID": ("telegram.api_id", "Telethon credentials (secret, EnvVar only)"),
+    "PETID_TELEGRAM_API_HASH": ("telegram.api_hash", "Telethon credentials (secret, EnvVar only)"),
+    "PETID_TELEGRAM_SESSION": ("telegram.session", "Telethon StringSession (secret, EnvVar only)"),
+    "PETID_TELEGRAM_CHANNELS": ("telegram.channels", "comma-separated public channels read live"),
+    "PETID_TELEGRAM_EXPORTS": ("telegram.export_dirs", "comma-separated Telegram Desktop export folders"),
+    "PETID_DATASETS": ("datasets.specs", "';'-separated FORMAT:PATH published datasets"),
+    "PETID_DETECTOR": ("detector.weights", "YOLO weights (file or exported folder); unset = no crops"),
+    "PETID_TRAIN_PRESET": ("training.preset", "auto | small | recipe | demo"),
+    "PETID_SAMPLE_SEED": ("sample.seed", "demo only: seed of the sample world (0)"),
+    "PETID_SAMPLE_ANIMALS": ("sample.n_animals", "demo only: animals in the sample world (48)"),
+}
+
+
+class DeploymentError(UserError):
+    """An unknown deployment or an environment value of the wrong type."""
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def env_str(name: str, default: Any = None) -> Any:
+    """``EnvVar(name)`` when the variable is set (Dagster resolves it at execution), else ``default``."""
+    return EnvVar(name) if _env(name) else default
+
+
+def env_int(name: str, default: int) -> Any:
+    if (value := _env(name)) is None:
+        return default
+    if not value.lstrip("-").isdigit():
+        raise DeploymentError(f"{name}={value!r} is not an integer")
+    return EnvVar.int(name)
+
+
+def env_float(name: str, default: float) -> float:
+    """Floats have no ``EnvVar`` form in Dagster's config system: parsed here, once, with a clear error."""
+    if (value := _env(name)) is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise DeploymentError(f"{name}={value!r} is not a number") from None
+
+
+def env_list(name: str, sep: str = ",") -> list[str]:
+    return [item.strip() for item in (_env(name) or "").split(sep) if item.strip()]
+
+
+def production_resources(home: str | None = None) -> dict[str, Any]:
+    """The production set. One storage root (``home``, else ``PETID_HOME`` at execution, else ``./data``) is
+    shared by the IO manager, the registry and every resource that writes files."""
+    storage = StorageResource(root=home)
+    return {
+        "io_manager": ParquetIOManager(storage=storage),
+        "storage": storage,
+        "registry": ModelRegistryResource(storage=storage),
+        "http": HttpClientResource(base_url=env_str("PETID_PET911_URL", "https://pet911.ru"),
+                                   rate_limit_per_s=env_float("PETID_RATE_LIMIT", 1.0)),
+        "telegram": TelegramResource(
+            api_id=env_str("PETID_TELEGRAM_API_ID"), api_hash=env_str("PETID_TELEGRAM_API_HASH"),
+            session=env_str("PETID_TELEGRAM_SESSION"), channels=env_list("PETID_TELEGRAM_CHANNELS"),
+            export_dirs=env_list("PETID_TELEGRAM_EXPORTS")),
+        "datasets": DatasetsResource(specs=env_list("PETID_DATASETS", ";")),
+        "detector": DetectorResource(weights=env_str("PETID_DETECTOR")),
+        "training": TrainingResource(preset=env_str("PETID_TRAIN_PRESET", "auto")),
+    }
+
+
+def demo_resources(home: str | None = None, seed: int | None = None, n_animals: int | None = None) -> dict[str, Any]:
+    """The production set pointed at the local sample world: its site instead of pet911.ru, its Telegram export
+    beside any configured one, and the demo training preset (a resource config, so it wins over the env)."""
+    resources = production_resources(home)
+    storage = resources["storage"]
+    world = SampleWorldResource(storage=storage,
+                                seed=seed if seed is not None else env_int("PETID_SAMPLE_SEED", 0),
+                                n_animals=n_animals if n_animals is not None else env_int("PETID_SAMPLE_ANIMALS", 48))
+    telegram: TelegramResource = resources["telegram"]
+    return {
+        **resources,
+        "http": LocalSiteHttpResource(world=world),
+        "telegram": SampleTelegramResource(world=world, **{k: getattr(telegram, k) for k in TelegramResource.model_fields}),
+        "training": TrainingResource(preset="demo"),
+    }
+
+
+def resources_for(deployment: str | None = None, **options: Any) -> dict[str, Any]:
+    """The resource set of ``deployment`` (else ``PETID_DEPLOYMENT``, else production)."""
+    name = (deployment or _env("PETID_DEPLOYMENT") or "production").lower()
+    if name not in DEPLOYMENTS:
+        raise DeploymentError(f"unknown deployment {name!r} (PETID_DEPLOYMENT): expected one of {', '.join(DEPLOYMENTS)}")
+    return demo_resources(**options) if name == "demo" else production_resources(**options)
