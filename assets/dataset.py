@@ -33,8 +33,8 @@ def image_manifest(
 ) -> MaterializeResult:
     """One row per curated image: identity, source, species, paths, size, hashes, detector box/crop and split
     (``excluded`` for identities with fewer than ``min_photos`` photos, which stay in the manifest)."""
+    from curation.identity_stats import split_counts
     from curation.manifest import build_image_manifest
-    from curation.stats import split_counts
 
     manifest = build_image_manifest(deduplicated_images, animal_crops, min_photos=config.min_photos, seed=config.seed)
     splits = split_counts(manifest).to_pylist()
@@ -68,8 +68,8 @@ def identity_manifest(context: AssetExecutionContext, image_manifest: pa.Table) 
 def identity_stats(context: AssetExecutionContext, image_manifest: pa.Table) -> MaterializeResult:
     """Photos per identity per source and in total — identities, photos, min/max/mean/median/std (the seed
     paper's Table 2) — over the identities that enter training/evaluation."""
-    from curation.stats import identity_stats as compute_stats
-    from curation.stats import stats_markdown
+    from curation.identity_stats import identity_stats as compute_stats
+    from curation.identity_stats import stats_markdown
 
     eligible = image_manifest.filter(pc.not_equal(image_manifest.column("split"), "excluded"))
     stats = compute_stats(eligible)
@@ -81,7 +81,7 @@ def dataset_splits(context: AssetExecutionContext, image_manifest: pa.Table, sto
     """The train/val/test images (identity-disjoint, stratified by source and species); also refreshes the
     DuckDB views over every table so ``petid sql`` and notebooks see the new manifests."""
     from curation.db import refresh_views
-    from curation.stats import split_counts
+    from curation.identity_stats import split_counts
 
     splits = image_manifest.filter(pc.is_in(image_manifest.column("split"), pa.array(["train", "val", "test"])))
     rows = split_counts(splits).to_pylist()

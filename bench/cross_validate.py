@@ -55,7 +55,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
-    from petid.datasets import load_dataset
+    from curation.frames import load_dataset
     from training.cv import cross_validate, markdown_summary, with_phash
 
     chosen = settings()

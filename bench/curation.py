@@ -26,11 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from petid.sample.images import photo  # noqa: E402
 from curation.hashing import hamming, hash_images  # noqa: E402
 from curation.images import process_images, process_stats  # noqa: E402
 from curation.neardup import near_duplicate_pairs  # noqa: E402
 from petid.records import catalogue_table  # noqa: E402
+from petid_sample.images import photo  # noqa: E402
 
 SHARED = Path(os.environ.get("PETID_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
@@ -142,8 +142,8 @@ def main() -> None:
                 "speedup": round(walls["imagededup"] / walls["petid"], 2),
             }
 
-        from PIL import Image
         import imagehash
+        from PIL import Image
 
         ref_p = np.array([int(str(imagehash.phash(Image.open(p))), 16) for p in paths], np.uint64)
         ref_d = np.array([int(str(imagehash.dhash(Image.open(p))), 16) for p in paths], np.uint64)

@@ -41,10 +41,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
+    from curation.frames import load_dataset
     from evaluation.evaluate import evaluate_embeddings, prepare_frame
     from evaluation.intervals import bootstrap_intervals
     from evaluation.verification import make_pairs
-    from petid.datasets import load_dataset
     from training.config import TrainConfig
     from training.cv import with_phash
     from training.embedder import frozen_embedder

@@ -19,8 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from petid.sample.pet911_site import Faults, serve_site, write_site  # noqa: E402
-from petid.sample.world import build_world  # noqa: E402
+from petid_sample.pet911_site import Faults, serve_site, write_site  # noqa: E402
+from petid_sample.world import build_world  # noqa: E402
 from scrapers.http import origin_entry  # noqa: E402
 from scrapers.pet911.crawl import CrawlConfig, crawl_listings  # noqa: E402
 from scrapers.pet911.parse import parse_listing  # noqa: E402

@@ -30,12 +30,12 @@ def main() -> None:
     import torch
     from torch.utils.data import DataLoader
 
+    from petid_sample.identities import make_identity_set
     from training.config import TrainConfig
     from training.data import ImageDataset, decode_all
     from training.losses import recipe_loss
     from training.model import build_model
     from training.samplers import BalancedIdentitySampler
-    from petid.sample.identities import make_identity_set
     from training.transforms import cache_size, data_config, train_transform
 
     config = TrainConfig.demo(p=args.p, k=args.k, image_size=args.image_size, num_workers=args.workers,

@@ -27,8 +27,15 @@ import numpy as np
 import pyarrow as pa
 
 from curation import webp as _webp
-from curation.inputs import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, InputRefused, check_pixels, printable, read_regular,
-                             to_8bit)
+from curation.inputs import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    InputRefused,
+    check_pixels,
+    printable,
+    read_regular,
+    to_8bit,
+)
 from curation.webp import webp_available  # noqa: F401 - re-exported: whether fast=True reduces WebPs
 from petid.errors import UserError
 

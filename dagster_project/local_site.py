@@ -27,8 +27,8 @@ class SampleWorldResource(ConfigurableResource):
     n_animals: int = Field(default=48, description="Animals in the world.")
 
     def dirs(self) -> Any:
-        """``petid.sample.source.SampleDirs``: the site and export folders."""
-        from petid.sample.source import ensure_sample
+        """``petid_sample.source.SampleDirs``: the site and export folders."""
+        from petid_sample.source import ensure_sample
 
         return ensure_sample(self.storage.layout.root / "sample", seed=self.seed, n_animals=self.n_animals)
 
@@ -45,7 +45,7 @@ class LocalSiteHttpResource(HttpClientResource):
     _stack: contextlib.ExitStack | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        from petid.sample.pet911_site import serve_site
+        from petid_sample.pet911_site import serve_site
 
         self._stack = contextlib.ExitStack()
         self._served = self._stack.enter_context(serve_site(self.world.dirs().pet911_site_dir))

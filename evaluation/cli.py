@@ -29,7 +29,7 @@ def _cache(args: argparse.Namespace) -> Path | None:
 
 
 def _load(spec: str, test_only: bool):
-    from petid.datasets import load_dataset
+    from curation.frames import load_dataset
     from petid.errors import UserError
 
     frame = load_dataset(spec)  # a missing folder or unknown format raises a UserError: one line, exit 2

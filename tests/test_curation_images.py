@@ -12,10 +12,10 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from petid.sample.images import photo
 from curation.images import ImageOptions, image_id_for, process_images, process_stats
 from petid.paths import sha256_file
 from petid.records import catalogue_table
+from petid_sample.images import photo
 
 
 def _catalogue(paths: list[Path], identities: list[str] | None = None) -> pa.Table:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from petid.sample.images import photo
 from curation.hashing import hash_images
 from curation.images import process_images
-from petid.cli import main
 from petid.records import catalogue_table
+from petid_app.cli import main
+from petid_sample.images import photo
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs and /dev/zero")
@@ -56,7 +56,7 @@ def test_dev_zero_symlink_does_not_exhaust_memory(tmp_path: Path) -> None:
     folder = _hostile_dir(tmp_path)
     script = (
         "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)); "
-        "from petid.cli import main; sys.exit(main(['dedup', sys.argv[1], '--json', '--workers', '1']))"
+        "from petid_app.cli import main; sys.exit(main(['dedup', sys.argv[1], '--json', '--workers', '1']))"
     )
     done = subprocess.run([sys.executable, "-c", script, str(folder)], cwd=REPO, capture_output=True, text=True,
                           timeout=60, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})

@@ -8,10 +8,10 @@ from pathlib import Path
 import pyarrow as pa
 from PIL import Image
 
-from petid.sample.images import photo
 from curation import checks
 from curation.images import hash_curated, image_ok, process_images, process_stats
 from petid.records import catalogue_table
+from petid_sample.images import photo
 
 
 def _curated(tmp_path: Path, n: int = 3) -> tuple[pa.Table, pa.Table]:

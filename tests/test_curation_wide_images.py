@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from petid.sample.images import photo
 from curation.hashing import hamming, hash_images, hash_pil_images
 from curation.images import process_images
-from petid.cli import main
 from petid.records import catalogue_table
+from petid_app.cli import main
+from petid_sample.images import photo
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from petid.cli import main
+from petid_app.cli import main
 from scrapers.datasets import CatalogueValidationError, DatasetLayoutError, load_catalogue
 
 JPEG = b"\xff\xd8\xff\xe0" + b"x" * 32

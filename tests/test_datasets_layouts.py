@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from petid.cli import main
 from petid.errors import UserError
+from petid_app.cli import main
 from scrapers.datasets import DatasetLayoutError, import_dataset, load_catalogue
 
 JPEG = b"\xff\xd8\xff\xe0" + b"x" * 32

@@ -10,13 +10,13 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from petid.sample.images import photo
 from curation.dedup import POLICIES, DedupError, DedupPolicy, deduplicate
 from curation.hashing import hash_images
 from curation.images import process_images
 from curation.neardup import BRUTE_FORCE_MAX, brute_force_pairs, near_duplicate_pairs, plan_chunks
-from petid.cli import main
 from petid.records import catalogue_table
+from petid_app.cli import main
+from petid_sample.images import photo
 
 
 def _random_hashes(n: int, planted: int, max_flips: int, seed: int) -> np.ndarray:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("petid_home")
-    from petid.cli import main
+    from petid_app.cli import main
 
     before = {k: v for k, v in os.environ.items() if k.startswith(("PETID_", "DAGSTER_"))}
     assert main(["demo", "--home", str(home), "--animals", "36"]) == 0
@@ -113,7 +113,7 @@ def test_demo_passes_every_asset_check(demo_home: Path) -> None:
 
 
 def test_sql_over_the_demo_manifests(demo_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from petid.cli import main
+    from petid_app.cli import main
 
     os.environ["PETID_HOME"] = str(demo_home)
     try:

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from eval_fakes import PixelEmbedder, make_photos
 
 import evaluation.evaluate as evaluate_module
 from evaluation.embeddings import EmbeddingError, embed_frame, load_cache
 from evaluation.evaluate import EvaluationError, evaluate
-from eval_fakes import PixelEmbedder, make_photos
-from petid.cli import main
+from petid_app.cli import main
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_kennel_dev_baseline(kennel_dev: Path, tmp_path: Path) -> None:
     """The frozen pretrained backbone on kennel_dev read through ``identity-folders``. To keep the CPU run short,
     every 5th photo of each dog (sorted by name, which also thins out the bursts) is evaluated."""
     embedder_module = pytest.importorskip("training.embedder", reason="training.embedder not available yet")
-    from petid.datasets import load_dataset
+    from curation.frames import load_dataset
 
     full = load_dataset(f"identity-folders:{kennel_dev / 'images'}")
     labels = pd.read_csv(kennel_dev / "labels.csv")

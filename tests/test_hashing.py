@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from petid.sample.images import photo
 from curation.hashing import hamming, hash_file, hash_images, hash_pil_images, load_gray, to_hex, webp_available
+from petid_sample.images import photo
 
 
 def _reference(images: list[Image.Image]) -> tuple[np.ndarray, np.ndarray]:

@@ -13,8 +13,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from scrapers.http import (DeadlineExceeded, HttpConfigError, PoliteClient, RobotsDisallowed, UrlPolicy, UrlRefused,
-                           address_problem, host_entry, origin_entry)
+from scrapers.http import (
+    DeadlineExceeded,
+    HttpConfigError,
+    PoliteClient,
+    RobotsDisallowed,
+    UrlPolicy,
+    UrlRefused,
+    address_problem,
+    host_entry,
+    origin_entry,
+)
 
 # -- loopback servers (also used by test_pet911_crawl_faults.py) ---------------------------------------------------
 

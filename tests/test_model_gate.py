@@ -12,7 +12,7 @@ import pytest
 from eval_fakes import PixelEmbedder, make_photos
 from sklearn.metrics import roc_auc_score
 
-from petid.sample.identities import make_identity_set
+from petid_sample.identities import make_identity_set
 from training.config import TrainConfig
 from training.gate import gate_decision, read_gate
 from training.registry import ModelRegistry
@@ -90,7 +90,7 @@ def test_too_few_identities_fail_before_any_model_is_built(synthetic: pd.DataFra
 
 
 def test_cli_train_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from petid.cli import main
+    from petid_app.cli import main
 
     folder = tmp_path / "dogs"
     frame = make_identity_set(folder, n_identities=1, photos_per_identity=3, size=32)
@@ -102,7 +102,7 @@ def test_cli_train_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_corrupt_registry_state_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from petid.cli import main
+    from petid_app.cli import main
 
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "aliases.json").write_text('{"latest": "production", "production": "latest"}')
@@ -183,7 +183,7 @@ def test_production_check_blocks_a_production_the_gate_did_not_choose(synthetic:
 
 def test_missing_or_corrupt_model_is_one_line(synthetic: pd.DataFrame, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from petid.cli import main
+    from petid_app.cli import main
 
     result = train_model(synthetic, tiny(), tmp_path / "models", log=lambda m: None)
     csv_path = tmp_path / "p.csv"
@@ -219,7 +219,7 @@ def test_reuse_decides_again_under_a_new_margin(synthetic: pd.DataFrame, tmp_pat
 
 
 def test_cli_cross_validation_prints_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from petid.cli import main
+    from petid_app.cli import main
 
     folder = tmp_path / "animals"
     make_identity_set(folder, n_identities=8, photos_per_identity=3, size=48)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from petid.cli import main
+from petid_app.cli import main
 
 
 def crawl(tmp_path: Path, *extra: str) -> list[str]:

@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-
-from petid.sample.pet911_site import Fault, Faults, listing_path, photo_path, serve_site, write_site
-from petid.sample.world import build_world
+from petid_sample.pet911_site import Fault, Faults, listing_path, photo_path, serve_site, write_site
+from petid_sample.world import build_world
 from scrapers.pet911.crawl import CrawlConfig, crawl_listings, download_photos, reparse
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,7 +136,7 @@ def test_killed_crawl_resumes_to_the_same_records(tmp_path: Path) -> None:
     write_site(LISTINGS, site, page_size=5)
     slow = Faults([Fault("slow", "/*", times=-1, delay_s=0.12)])
     with serve_site(site, slow) as base:
-        command = [sys.executable, "-m", "petid.cli", "crawl", "--base-url", base, "--raw-dir", str(tmp_path / "killed"),
+        command = [sys.executable, "-m", "petid_app.cli", "crawl", "--base-url", base, "--raw-dir", str(tmp_path / "killed"),
                    "--feed", "all", "--rate-limit", "200", "--backoff", "0.05",
                    "--private-host", urlsplit(base).netloc]
         env = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -10,12 +10,19 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-
-from petid.sample.pet911_site import _CONTENT_TYPES, _resolve, listing_path, photo_path, render_listing, write_site
-from petid.sample.world import build_world
-from scrapers.pet911.crawl import (CrawlConfig, crawl_listings, download_photos, listings_table, probe_link,
-                                   reparse, reparse_archive)
 from test_http_policy import Loopback, Reply, internal_server, loopback, run_bounded
+
+from petid_sample.pet911_site import _CONTENT_TYPES, _resolve, listing_path, photo_path, render_listing, write_site
+from petid_sample.world import build_world
+from scrapers.pet911.crawl import (
+    CrawlConfig,
+    crawl_listings,
+    download_photos,
+    listings_table,
+    probe_link,
+    reparse,
+    reparse_archive,
+)
 
 WORLD = build_world(seed=1, n_animals=8)
 LISTINGS = sorted(WORLD.listings, key=lambda item: (item.date_added, item.listing_id), reverse=True)

@@ -5,8 +5,16 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from scrapers.http import (DEFAULT_USER_AGENT, HttpStatusError, PoliteClient, RedirectLoop, ResponseTooLarge,
-                           RetriesExhausted, RobotsDisallowed, parse_retry_after)
+from scrapers.http import (
+    DEFAULT_USER_AGENT,
+    HttpStatusError,
+    PoliteClient,
+    RedirectLoop,
+    ResponseTooLarge,
+    RetriesExhausted,
+    RobotsDisallowed,
+    parse_retry_after,
+)
 
 
 class FakeClock:

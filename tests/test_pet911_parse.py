@@ -8,9 +8,8 @@ from urllib.parse import quote
 
 import pytest
 
-from petid.cli import main
-from scrapers.pet911.catalog import (CatalogError, feed_url, page_number, page_url, parse_catalog,
-                                     parse_feed_spec)
+from petid_app.cli import main
+from scrapers.pet911.catalog import CatalogError, feed_url, page_number, page_url, parse_catalog, parse_feed_spec
 from scrapers.pet911.parse import LISTING_KEYS, NotAListingError, city_from_slug, is_valid_listing_id, parse_listing
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pet911"

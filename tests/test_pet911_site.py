@@ -11,8 +11,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from petid.sample.model import SampleListing, SamplePhoto
-from petid.sample.pet911_site import Fault, Faults, listing_path, serve_site, write_site
+from petid_sample.model import SampleListing, SamplePhoto
+from petid_sample.pet911_site import Fault, Faults, listing_path, serve_site, write_site
 from scrapers.pet911.catalog import parse_catalog
 from scrapers.pet911.parse import parse_listing
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from petid.sample import GROUND_TRUTH_COLUMNS, build_world, ground_truth_rows
-from petid.sample.model import SampleListing, SampleWorld
-from petid.sample.photos import COAT_COLOURS, random_appearance, render_photo
+from petid_sample import GROUND_TRUTH_COLUMNS, build_world, ground_truth_rows
+from petid_sample.model import SampleListing, SampleWorld
+from petid_sample.photos import COAT_COLOURS, random_appearance, render_photo
 
 
 @pytest.fixture(scope="module")
@@ -200,9 +200,9 @@ def test_same_animal_looks_alike_across_photos() -> None:
 
 
 def test_generate_sample_writes_site_export_and_ground_truth(tmp_path: Path) -> None:
-    pytest.importorskip("petid.sample.pet911_site", reason="the pet911 site writer is not in this checkout yet")
-    pytest.importorskip("petid.sample.telegram_export", reason="the Telegram export writer is not in this checkout yet")
-    from petid.sample import generate_sample
+    pytest.importorskip("petid_sample.pet911_site", reason="the pet911 site writer is not in this checkout yet")
+    pytest.importorskip("petid_sample.telegram_export", reason="the Telegram export writer is not in this checkout yet")
+    from petid_sample import generate_sample
 
     source = generate_sample(tmp_path / "sample", seed=1, n_animals=10)
     assert source.pet911_site_dir.is_dir() and any(source.pet911_site_dir.rglob("*"))

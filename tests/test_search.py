@@ -8,12 +8,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from evaluation.ann import (BINARY_THRESHOLD, BinaryRerankBackend, ExactBackend, UsearchBackend, choose_backend,
-                            make_backend, sign_codes, top_k)
 from eval_fakes import PixelEmbedder, make_photos
+
+from evaluation.ann import (
+    BINARY_THRESHOLD,
+    BinaryRerankBackend,
+    ExactBackend,
+    UsearchBackend,
+    choose_backend,
+    make_backend,
+    sign_codes,
+    top_k,
+)
 from evaluation.search import SearchError, SearchIndex, build_index
-from petid.cli import main
+from petid_app.cli import main
 
 
 @pytest.fixture

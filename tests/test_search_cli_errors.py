@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from eval_fakes import PixelEmbedder, make_photos
+
 from evaluation.search import SearchError, SearchIndex, build_index
-from petid.cli import main
+from petid_app.cli import main
 
 
 @pytest.fixture

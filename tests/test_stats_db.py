@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from curation.db import DatabaseError, query, refresh_views
-from curation.stats import identity_stats, split_counts, stats_markdown
+from curation.identity_stats import identity_stats, split_counts, stats_markdown
 
 
 def _manifest() -> pa.Table:
@@ -79,7 +79,7 @@ def test_duckdb_views_follow_the_parquet_tables(tmp_path: Path) -> None:
 
 
 def test_petid_sql_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from petid.cli import main
+    from petid_app.cli import main
 
     monkeypatch.setenv("PETID_HOME", str(tmp_path))
     assert main(["sql", "SELECT 1"]) == 2

@@ -1,4 +1,4 @@
-"""Telegram Desktop export import on exports written by ``petid.sample.telegram_export.write_export``."""
+"""Telegram Desktop export import on exports written by ``petid_sample.telegram_export.write_export``."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from petid.cli import main
 from petid.paths import sha256_bytes
-from petid.sample.model import SamplePhoto, SamplePost
-from petid.sample.telegram_export import write_export
+from petid_app.cli import main
+from petid_sample.model import SamplePhoto, SamplePost
+from petid_sample.telegram_export import write_export
 from scrapers.telegram.export import import_export
 from scrapers.telegram.normalize import TelegramError
 
@@ -86,7 +86,7 @@ def test_import_export_selects_animals_and_assembles_albums(tmp_path: Path) -> N
 
 
 def test_import_export_sample_world(tmp_path: Path) -> None:
-    from petid.sample.world import build_world
+    from petid_sample.world import build_world
 
     world = build_world(seed=0, n_animals=48)
     write_export(world.channel, world.posts, tmp_path / "exp")

@@ -10,10 +10,10 @@ from telethon.errors import AuthKeyUnregisteredError, FloodPremiumWaitError, Flo
 from telethon.tl.types import (
     Document,
     Message,
+    MessageActionChannelCreate,
     MessageMediaDocument,
     MessageMediaPhoto,
     MessageMediaWebPage,
-    MessageActionChannelCreate,
     MessageService,
     PeerChannel,
     Photo,

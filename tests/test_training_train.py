@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import torch
 
+from petid_sample.identities import make_identity_set
 from training.config import TrainConfig
 from training.registry import ModelNotFoundError, ModelRegistry, VersionExistsError
-from petid.sample.identities import make_identity_set
 from training.train import TrainingDataError, train_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -193,7 +193,7 @@ def test_ddp_two_cpu_processes_gloo(synthetic: pd.DataFrame, tmp_path: Path) -> 
 
 
 def test_petid_train_on_kennel_dev(kennel_dev: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from petid.cli import main
+    from petid_app.cli import main
 
     config = tmp_path / "train.yaml"
     config.write_text("preset: demo\np: 6\nk: 2\nimage_size: 64\nmax_steps: 2\nnum_workers: 1\n")
@@ -217,7 +217,7 @@ def test_petid_train_with_no_flags_on_kennel_dev(kennel_dev: Path, tmp_path: Pat
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The issue's user: 14 real dogs, no flag. The small-data preset trains, a version is registered and
     printed, the gate decides, and the identical call reuses it."""
-    from petid.cli import main
+    from petid_app.cli import main
 
     monkeypatch.setenv("PETID_HOME", str(tmp_path))
     args = ["train", "--dataset", f"identity-folders:{kennel_dev / 'images'}"]

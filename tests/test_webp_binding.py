@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from petid.sample.images import photo
 from curation import webp
 from curation.hashing import hamming, hash_file, hash_images, load_gray
+from petid_sample.images import photo
 
 
 def _imagehash(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:

@@ -46,7 +46,7 @@ def _registry_root(value: str | None) -> Path:
 def _train(args: argparse.Namespace) -> int:
     import sys
 
-    from petid.datasets import load_dataset
+    from curation.frames import load_dataset
     from training.config import TrainConfig
     from training.cv import identity_split
     from training.train import replace_config, train_model

@@ -7,7 +7,7 @@ import json
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    """Errors are ``UserError``s: ``petid.cli`` prints them as one line and exits 2."""
+    """Errors are ``UserError``s: ``petid_app.cli`` prints them as one line and exits 2."""
     from petid.stats import photos_per_identity
     from scrapers.datasets import import_dataset, validate_imported
 

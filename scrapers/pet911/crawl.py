@@ -26,8 +26,15 @@ import pyarrow as pa
 
 from petid.paths import content_path, store_content
 from petid.records import catalogue_table, empty_catalogue
-from scrapers.http import (DEFAULT_USER_AGENT, HttpError, HttpStatusError, PoliteClient, Response, UrlPolicy,
-                           origin_entry)
+from scrapers.http import (
+    DEFAULT_USER_AGENT,
+    HttpError,
+    HttpStatusError,
+    PoliteClient,
+    Response,
+    UrlPolicy,
+    origin_entry,
+)
 from scrapers.pet911.archive import archive_page, archived_digests, read_page
 from scrapers.pet911.catalog import CatalogError, FeedError, page_url, parse_catalog, parse_feed_spec
 from scrapers.pet911.parse import LISTING_KEYS, NotAListingError, is_valid_listing_id, parse_listing

@@ -16,7 +16,7 @@ def _import_export(args: argparse.Namespace) -> int:
     raw_dir = Path(args.raw_dir) if args.raw_dir else Layout(petid_home()).raw / "telegram"
     try:
         vocabulary = Vocabulary.from_yaml(args.vocabulary) if args.vocabulary else None
-    except ValueError as exc:  # petid.cli prints UserErrors as one line, exit 2
+    except ValueError as exc:  # petid_app.cli prints UserErrors as one line, exit 2
         raise TelegramError(f"vocabulary {args.vocabulary}: {exc}") from exc
     result = import_export(Path(args.dir), raw_dir, vocabulary=vocabulary, channel=args.channel)
     summary = {"raw_dir": str(raw_dir), "posts": result.posts.num_rows, "photos": result.catalogue.num_rows,

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from petid.sample.model import SampleListing
+from petid_sample.model import SampleListing
 
 PAGE_SIZE = 10
 ROBOTS_TXT = "User-agent: *\nDisallow: /ajax/\nDisallow: /private/\n"

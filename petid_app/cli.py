@@ -12,7 +12,7 @@ from petid.errors import UserError
 
 # Modules exposing ``add_commands(subparsers)``. Each sub-command sets ``func(args) -> int``.
 COMMAND_MODULES = (
-    "petid.demo_cli",
+    "petid_app.demo",
     "scrapers.pet911.cli",
     "scrapers.telegram.cli",
     "scrapers.datasets.cli",

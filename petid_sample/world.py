@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from petid.sample.model import SampleListing, SamplePhoto, SamplePost, SampleWorld
-from petid.sample.photos import COAT_COLOURS, Appearance, background_photo, random_appearance, render_photo
+from petid_sample.model import SampleListing, SamplePhoto, SamplePost, SampleWorld
+from petid_sample.photos import COAT_COLOURS, Appearance, background_photo, random_appearance, render_photo
 
 LISTING_SHARE = 0.7
 MIN_ANIMALS = 8  # enough listings to plant every data-quality case in a different one

@@ -10,8 +10,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from petid.sample.model import SampleListing, SamplePhoto, SamplePost, SampleWorld
-from petid.sample.world import GROUND_TRUTH_COLUMNS, build_world, ground_truth_rows
+from petid_sample.model import SampleListing, SamplePhoto, SamplePost, SampleWorld
+from petid_sample.world import GROUND_TRUTH_COLUMNS, build_world, ground_truth_rows
 
 GROUND_TRUTH_FILE = "ground_truth.csv"
 
@@ -44,8 +44,8 @@ def write_ground_truth(world: SampleWorld, path: Path) -> Path:
 def generate_sample(out_dir: Path, seed: int = 0, n_animals: int = 48) -> SampleSource:
     """Build the world for ``seed`` and write it under ``out_dir``: ``pet911/`` (site), ``telegram/`` (export),
     ``ground_truth.csv``."""
-    from petid.sample.pet911_site import write_site
-    from petid.sample.telegram_export import write_export
+    from petid_sample.pet911_site import write_site
+    from petid_sample.telegram_export import write_export
 
     out_dir = Path(out_dir)
     world = build_world(seed=seed, n_animals=n_animals)

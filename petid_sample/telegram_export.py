@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from petid.sample.model import SamplePost
+from petid_sample.model import SamplePost
 
 _MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from petid.sample.model import SampleWorld
+from petid_sample.model import SampleWorld
 
 
 class SampleDirs:
@@ -28,7 +28,7 @@ def ensure_sample(out_dir: Path, seed: int = 0, n_animals: int = 48) -> SampleDi
     Generation happens in a temporary sibling directory that is renamed into place, so a concurrent or killed
     generator never leaves a half-written sample behind.
     """
-    from petid.sample import generate_sample
+    from petid_sample import generate_sample
 
     target = Path(out_dir) / f"seed-{seed}-n{n_animals}"
     if (target / _MARKER).exists():

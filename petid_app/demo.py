@@ -89,7 +89,7 @@ def run_demo(args: argparse.Namespace) -> int:
 def print_summary(layout: Layout) -> None:
     import pyarrow.parquet as pq
 
-    from curation.stats import stats_markdown
+    from curation.identity_stats import stats_markdown
 
     print("\nIdentity statistics (photos per identity, identities in splits):")
     print(stats_markdown(pq.read_table(layout.table("identity_stats"))))
