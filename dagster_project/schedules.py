@@ -1,14 +1,17 @@
-"""Schedules. Created stopped: turn them on in the UI (or `dagster schedule start`) once sources are configured."""
+"""The nightly cadence, in one place: when ingest runs and by when each layer must be fresh.
 
-from dagster import DefaultScheduleStatus, ScheduleDefinition
+There is no job schedule: the cadence is declarative (``dagster_project.automation``) — ingest assets carry an
+``on_cron`` condition at ``NIGHTLY_CRON`` and everything downstream follows eagerly, so Dagster knows what is due,
+what is stale and why. The jobs stay for explicit runs (``dagster job execute -j nightly_refresh``, CI).
+"""
 
-from dagster_project.jobs import nightly_refresh_job
+from datetime import timedelta
 
-nightly_refresh_schedule = ScheduleDefinition(
-    name="nightly_refresh_schedule",
-    job=nightly_refresh_job,
-    cron_schedule="0 3 * * *",
-    execution_timezone="Europe/Moscow",
-    default_status=DefaultScheduleStatus.STOPPED,
-    description="03:00 Moscow time: incremental scrape, curation and manifests.",
-)
+NIGHTLY_CRON = "0 3 * * *"  # 03:00 every night, Moscow time (pet911 and most channels are Russian)
+TIMEZONE = "Europe/Moscow"
+INGEST_DEADLINE_CRON = "0 6 * * *"  # ingest is late if not materialized between 03:00 and 06:00
+INGEST_WINDOW = timedelta(hours=3)
+CURATED_FAIL_AFTER = timedelta(hours=30)  # curation/dataset: one missed night warns, two fail
+CURATED_WARN_AFTER = timedelta(hours=26)
+MODEL_FAIL_AFTER = timedelta(days=8)  # the model follows new splits; a week without a new version is worth a look
+MODEL_WARN_AFTER = timedelta(days=2)

@@ -1,15 +1,13 @@
-"""Sensors. Created stopped: retrain and re-evaluate whenever the dataset splits are rematerialized."""
+"""Sensors. The one sensor evaluates the assets' automation conditions (``dagster_project.automation``); it is
+created stopped: turn it on in the UI (Automation tab) once the sources are configured."""
 
-from dagster import AssetKey, DefaultSensorStatus, EventLogEntry, RunRequest, SensorEvaluationContext, asset_sensor
+from dagster import AssetSelection, AutomationConditionSensorDefinition, DefaultSensorStatus
 
-from dagster_project.jobs import train_evaluate_job
-
-
-@asset_sensor(
-    asset_key=AssetKey("dataset_splits"),
-    job=train_evaluate_job,
+automation_sensor = AutomationConditionSensorDefinition(
+    "petid_automation",
+    target=AssetSelection.all(),
     default_status=DefaultSensorStatus.STOPPED,
-    description="New splits → train (reusing the model version when nothing changed) and evaluate.",
+    minimum_interval_seconds=60,
+    description="Nightly ingest at 03:00 Moscow (on_cron), then curation → dataset → model → evaluation and search "
+                "eagerly as their inputs change; blocking checks stop bad data before training and the index.",
 )
-def retrain_on_new_splits(context: SensorEvaluationContext, asset_event: EventLogEntry) -> RunRequest:
-    return RunRequest(run_key=context.cursor)

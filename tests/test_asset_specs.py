@@ -63,17 +63,6 @@ def test_loading_definitions_does_not_import_heavy_libraries() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
 
 
-def test_schedule_and_sensor_are_created_stopped() -> None:
-    from dagster import DefaultScheduleStatus, DefaultSensorStatus
-
-    from dagster_project.definitions import defs
-
-    schedule = defs.resolve_schedule_def("nightly_refresh_schedule")
-    assert schedule.default_status == DefaultScheduleStatus.STOPPED
-    assert schedule.job_name == "nightly_refresh"
-    assert defs.resolve_sensor_def("retrain_on_new_splits").default_status == DefaultSensorStatus.STOPPED
-
-
 def test_every_config_and_resource_field_is_described() -> None:
     """Run config and resource fields carry a description (the Dagster UI's launchpad shows it)."""
     from dagster import Config, ConfigurableResource
