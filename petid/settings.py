@@ -27,6 +27,8 @@ class Layout:
     index = property(lambda self: self.root / "index")  # search indexes per model version
     cache = property(lambda self: self.root / "cache")  # embedding and resized-image caches
     dagster_home = property(lambda self: self.root / "dagster")  # Dagster's SQLite instance
+    review = property(lambda self: self.root / "review")  # match review pages per run, and the decision log
+    decisions = property(lambda self: self.root / "review" / "decisions.sqlite")
     duckdb_path = property(lambda self: self.root / "petid.duckdb")
 
     def table(self, name: str) -> Path:
