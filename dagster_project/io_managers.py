@@ -11,14 +11,16 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from dagster import ConfigurableIOManager, InputContext, OutputContext
+from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 
+from assets._metadata import table_metadata
 from dagster_project.resources import StorageResource
 from petid.paths import atomic_write_parquet
 
 
 class ParquetIOManager(ConfigurableIOManager):
-    """Stores each table asset at ``tables/<asset key>.parquet`` (written atomically)."""
+    """Stores each table asset at ``tables/<asset key>.parquet`` (written atomically) and attaches the standard table
+    metadata to every output: ``dagster/row_count`` and ``dagster/column_schema`` (the UI's Columns section)."""
 
     storage: StorageResource
 
@@ -31,7 +33,8 @@ class ParquetIOManager(ConfigurableIOManager):
             return
         table = obj if isinstance(obj, pa.Table) else pa.Table.from_pandas(obj, preserve_index=False)
         path = atomic_write_parquet(table, self._path(context))
-        context.add_output_metadata({"parquet_path": str(path), "parquet_rows": table.num_rows})
+        context.add_output_metadata({**table_metadata(table), "parquet_path": MetadataValue.path(str(path)),
+                                     "parquet_rows": table.num_rows})
 
     def load_input(self, context: InputContext) -> Any:
         path = self._path(context)
