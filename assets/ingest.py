@@ -9,7 +9,7 @@ import pyarrow as pa
 from dagster import AssetExecutionContext, Config, Definitions, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
-from assets._metadata import counts, markdown_table, preview
+from assets._metadata import counts, data_version, preview, records_table
 from dagster_project.resources import DatasetsResource, HttpClientResource, StorageResource, TelegramResource
 from petid.records import CATALOGUE_SCHEMA, empty_catalogue
 from petid.stats import photos_per_identity
@@ -36,7 +36,11 @@ def _run_settings(run: Pet911CrawlConfig) -> dict:
     return {**settings, **({"feeds": list(run.feeds)} if run.feeds else {})}
 
 
-@asset(group_name="ingest", kinds={"python", "html"}, code_version="1")
+OWNERS = ["team:petid-data"]
+FAILURE_COLUMNS = ["url", "reason"]
+
+
+@asset(group_name="ingest", kinds={"python", "html"}, code_version="1", owners=OWNERS)
 def pet911_listings(
     context: AssetExecutionContext,
     config: Pet911CrawlConfig,
@@ -45,7 +49,8 @@ def pet911_listings(
 ) -> MaterializeResult:
     """pet911.ru listing records: catalog feeds walked newest first until enough known ids, every page archived
     (gzip, content-addressed) before parsing, detail pages parsed into one row per listing (all captures kept;
-    the ≥2-photo filter belongs to the dataset stage)."""
+    the ≥2-photo filter belongs to the dataset stage). Its data version digests the parsed listings (not the page
+    bytes), so a crawl that finds nothing new leaves everything downstream fresh."""
     from scrapers.pet911.crawl import crawl_listings
 
     crawl = http.crawl_config(**_run_settings(config))
@@ -57,21 +62,22 @@ def pet911_listings(
         raise Failure(
             description=f"no page of {crawl.base_url} could be fetched ({len(result.failures)} failures, first: "
             f"{result.failures[0]}); nothing was changed — the crawl state resumes on the next run",
-            metadata={"failures": MetadataValue.md(markdown_table(result.failures))},
+            metadata={"failures": records_table(result.failures, FAILURE_COLUMNS)},
         )
     return MaterializeResult(
         value=result.listings,
+        data_version=data_version(result.listings, ignore=["page_sha256"]),
         metadata={
             **counts(result.stats),
             "listings": result.listings.num_rows,
-            "source": crawl.base_url,
-            "failures": MetadataValue.md(markdown_table(result.failures)),
+            "source": MetadataValue.url(crawl.base_url),
+            "failures": records_table(result.failures, FAILURE_COLUMNS),
             "preview": preview(result.listings, ["listing_id", "kind", "species", "city", "date_added", "closed"]),
         },
     )
 
 
-@asset(group_name="ingest", kinds={"python"}, code_version="1")
+@asset(group_name="ingest", kinds={"python"}, code_version="1", owners=OWNERS)
 def pet911_photos(
     context: AssetExecutionContext,
     pet911_listings: pa.Table,
@@ -79,7 +85,8 @@ def pet911_photos(
     http: HttpClientResource,
 ) -> MaterializeResult:
     """Photos of every pet911 listing, downloaded only from allowed hosts, checked by magic bytes and stored
-    content-addressed under ``raw/pet911/photos``; returned as catalogue rows (one per photo)."""
+    content-addressed under ``raw/pet911/photos``; returned as catalogue rows (one per photo), versioned by their
+    content (identities, fields and photo bytes)."""
     from scrapers.pet911.crawl import download_photos
 
     result = download_photos(pet911_listings, http.crawl_config(), storage.layout.raw / "pet911")
@@ -88,23 +95,25 @@ def pet911_photos(
     stats = photos_per_identity(result.catalogue.column("identity_id").to_pylist())
     return MaterializeResult(
         value=result.catalogue,
+        data_version=data_version(result.catalogue, files=["path"]),
         metadata={
             **counts(result.stats),
             "photos": result.catalogue.num_rows,
-            "photos_per_listing": MetadataValue.md(markdown_table([stats])),
-            "failures": MetadataValue.md(markdown_table(result.failures)),
+            "photos_per_listing": records_table([stats]),
+            "failures": records_table(result.failures, FAILURE_COLUMNS),
         },
     )
 
 
-@asset(group_name="ingest", kinds={"python"}, code_version="1")
+@asset(group_name="ingest", kinds={"python"}, code_version="1", owners=OWNERS)
 def telegram_posts(
     context: AssetExecutionContext,
     storage: StorageResource,
     telegram: TelegramResource,
 ) -> MaterializeResult:
     """Animal posts from public Telegram channels (live via Telethon when credentials are set, and Telegram
-    Desktop exports), keyword-selected, albums assembled into one animal; catalogue rows with their photos."""
+    Desktop exports), keyword-selected, albums assembled into one animal; catalogue rows with their photos,
+    versioned by their content."""
     from scrapers.telegram.export import import_export
 
     raw = storage.layout.raw / "telegram"
@@ -139,31 +148,37 @@ def telegram_posts(
     context.log.info(f"telegram: {n_posts} animal posts, {catalogue.num_rows} photos")
     return MaterializeResult(
         value=catalogue,
+        data_version=data_version(catalogue, files=["path"]),
         metadata={
             "posts": n_posts,
             "photos": catalogue.num_rows,
-            "sources": MetadataValue.md(markdown_table(summary)),
+            "sources": records_table(summary),
             "preview": preview(catalogue, ["identity_id", "species", "kind", "date", "text"]),
         },
     )
 
 
-@asset(group_name="ingest", kinds={"python"}, code_version="1")
+@asset(group_name="ingest", kinds={"python"}, code_version="1", owners=OWNERS)
 def external_datasets(context: AssetExecutionContext, config: DatasetsConfig,
                       datasets: DatasetsResource) -> MaterializeResult:
     """Published re-identification datasets (DogFaceNet, PetFace, LCW, ... or generic ``identity-folders`` /
-    ``csv`` layouts) imported from local copies and validated; none are configured by default."""
+    ``csv`` layouts) imported from local copies and validated, versioned by their content (photo bytes included);
+    none are configured by default."""
     from scrapers.datasets import load_catalogue
 
     specs = config.specs if config.specs is not None else list(datasets.specs)  # run config > resource
     parts = [load_catalogue(spec).cast(CATALOGUE_SCHEMA) for spec in specs]
     catalogue = pa.concat_tables(parts) if parts else empty_catalogue()
-    rows = [{"dataset": spec, **photos_per_identity(p.column("identity_id").to_pylist())} for spec, p in zip(specs, parts)]
+    rows = [{"dataset": spec, **photos_per_identity(part.column("identity_id").to_pylist())}
+            for spec, part in zip(specs, parts)]
     if not parts:
         context.log.info("no external datasets configured (set PETID_DATASETS='FORMAT:PATH;...')")
     return MaterializeResult(
         value=catalogue,
-        metadata={"datasets": len(parts), "photos": catalogue.num_rows, "summary": MetadataValue.md(markdown_table(rows))},
+        data_version=data_version(catalogue, files=["path"]),
+        metadata={"datasets": len(parts), "photos": catalogue.num_rows,
+                  "summary": records_table(rows, ["dataset", "n_identities", "n_images", "min", "max", "mean",
+                                                       "median", "std"])},
     )
 
 
