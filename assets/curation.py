@@ -12,13 +12,13 @@ from dagster import (
     Config,
     Definitions,
     MaterializeResult,
-    MetadataValue,
     asset,
     multi_asset,
 )
 from pydantic import Field
 
-from assets._metadata import counts, markdown_table, preview
+from assets._images import identity_rows, photo_grid
+from assets._metadata import counts, preview, records_table
 from dagster_project.resources import DetectorResource, StorageResource
 from petid.records import CATALOGUE_SCHEMA
 
@@ -48,9 +48,13 @@ class DedupConfig(Config):
         default="flag", description="Cross-identity duplicates: flag (report), drop (both photos) or merge.")
 
 
+OWNERS = ["team:petid-data"]
+PREVIEW_PAIRS = 8  # duplicate pairs / crops shown as pictures
+
+
 def _out(description: str, kinds: set[str] | None = None) -> AssetOut:
     return AssetOut(group_name="curation", kinds=kinds or {"python"}, code_version="1", is_required=True,
-                    description=description)
+                    description=description, owners=OWNERS)
 
 
 @multi_asset(
@@ -84,16 +88,18 @@ def images(
             "images": accepted.num_rows,
             "input_photos": catalogue.num_rows,
             "preview": preview(accepted, ["image_id", "identity_id", "source", "width", "height", "src_format"]),
+            "thumbnails": photo_grid("Curated photos, a few animals", identity_rows(accepted)),
         },
     )
     yield MaterializeResult(
         asset_key="rejected_images",
         value=rejected,
-        metadata={"rejected": rejected.num_rows, "reasons": MetadataValue.md(markdown_table(reasons))},
+        metadata={"rejected": rejected.num_rows, "reasons": records_table(reasons, ["reason", "reason_count"]),
+                  "preview": preview(rejected, ["identity_id", "source", "reason", "detail"])},
     )
 
 
-@asset(group_name="curation", kinds={"python"}, code_version="2")
+@asset(group_name="curation", kinds={"python"}, code_version="2", owners=OWNERS)
 def image_hashes(context: AssetExecutionContext, config: ImageConfig, images: pa.Table) -> MaterializeResult:
     """64-bit pHash and dHash of every curated image (the ``imagehash`` algorithms, fast decoding); a curated file
     that no longer decodes (truncated on disk) is converted again from its raw capture and hashed again."""
@@ -124,19 +130,38 @@ def deduplicated_images(context: AssetExecutionContext, config: DedupConfig, ima
     yield MaterializeResult(
         asset_key="deduplicated_images",
         value=result.kept,
-        metadata={**counts(result.stats), "kept": result.kept.num_rows, "policy": config.policy, "threshold": config.threshold},
+        metadata={**counts(result.stats), "kept": result.kept.num_rows, "policy": config.policy,
+                  "threshold": config.threshold},
     )
     yield MaterializeResult(
         asset_key="cross_identity_duplicates",
         value=result.cross_identity,
         metadata={
             "pairs": result.cross_identity.num_rows,
-            "preview": preview(result.cross_identity, ["identity_a", "identity_b", "distance", "kind"]),
+            "preview": preview(result.cross_identity, ["identity_a", "identity_b", "distance", "kind", "action"]),
+            "duplicate_pairs": photo_grid("Cross-identity duplicates: photo A | photo B",
+                                          _pair_rows(result.cross_identity), tile=160,
+                                          empty="no cross-identity duplicates"),
         },
     )
 
 
-@asset(group_name="curation", kinds={"python", "pytorch"}, code_version="1")
+def _pair_rows(pairs: pa.Table) -> list:
+    return [([p["path_a"], p["path_b"]], f"{p['identity_a']} | {p['identity_b']} ({p['kind']}, d={p['distance']})")
+            for p in pairs.slice(0, PREVIEW_PAIRS).to_pylist()]
+
+
+def _crop_rows(images: pa.Table, crops: pa.Table) -> list:
+    cropped = crops.filter(pc.equal(crops.column("crop_status"), "cropped")).slice(0, PREVIEW_PAIRS).to_pylist()
+    wanted = pa.array([c["image_id"] for c in cropped], pa.string())
+    originals = {r["image_id"]: r for r in images.filter(pc.is_in(images.column("image_id"), wanted))
+                 .select(["image_id", "identity_id", "path"]).to_pylist()}
+    return [([originals[c["image_id"]]["path"], c["crop_path"]],
+             f"{originals[c['image_id']]['identity_id']} {c['det_species']} {c['det_conf'] or 0:.2f}")
+            for c in cropped if c["image_id"] in originals]
+
+
+@asset(group_name="curation", kinds={"python", "pytorch"}, code_version="1", owners=OWNERS)
 def animal_crops(
     context: AssetExecutionContext, deduplicated_images: pa.Table, storage: StorageResource, detector: DetectorResource
 ) -> MaterializeResult:
@@ -155,7 +180,9 @@ def animal_crops(
         metadata={
             "detector": detector.weights or "disabled",
             "cropped": int(cropped),
-            "statuses": MetadataValue.md(markdown_table(statuses)),
+            "statuses": records_table(statuses, ["crop_status", "crop_status_count"]),
+            "crops": photo_grid("Photo | animal crop", _crop_rows(deduplicated_images, crops),
+                                empty="no crops (detector disabled or nothing detected)"),
         },
     )
 

@@ -16,7 +16,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets._metadata import markdown_table, preview
+from assets._metadata import preview
 from dagster_project.resources import StorageResource
 
 
@@ -27,7 +27,10 @@ class SplitConfig(Config):
     seed: int = Field(default=0, description="Salt of the identity-id hash that assigns splits.")
 
 
-@asset(group_name="dataset", kinds={"parquet"}, code_version="1")
+OWNERS = ["team:petid-data"]
+
+
+@asset(group_name="dataset", kinds={"parquet"}, code_version="1", owners=OWNERS)
 def image_manifest(
     context: AssetExecutionContext, config: SplitConfig, deduplicated_images: pa.Table, animal_crops: pa.Table
 ) -> MaterializeResult:
@@ -37,19 +40,19 @@ def image_manifest(
     from curation.manifest import build_image_manifest
 
     manifest = build_image_manifest(deduplicated_images, animal_crops, min_photos=config.min_photos, seed=config.seed)
-    splits = split_counts(manifest).to_pylist()
+    splits = split_counts(manifest)
     return MaterializeResult(
         value=manifest,
         metadata={
             "images": manifest.num_rows,
             "identities": len(pc.unique(manifest.column("identity_id"))),
-            "images_per_split": MetadataValue.md(markdown_table(splits)),
+            "images_per_split": preview(splits, splits.column_names),
             "preview": preview(manifest, ["image_id", "identity_id", "source", "species", "split", "width", "height"]),
         },
     )
 
 
-@asset(group_name="dataset", kinds={"parquet"}, code_version="1")
+@asset(group_name="dataset", kinds={"parquet"}, code_version="1", owners=OWNERS)
 def identity_manifest(context: AssetExecutionContext, image_manifest: pa.Table) -> MaterializeResult:
     """One row per animal: source, species, lost/found, date, number of curated photos, text, URL, split."""
     from curation.manifest import build_identity_manifest
@@ -64,7 +67,7 @@ def identity_manifest(context: AssetExecutionContext, image_manifest: pa.Table) 
     )
 
 
-@asset(group_name="dataset", kinds={"parquet"}, code_version="1")
+@asset(group_name="dataset", kinds={"parquet"}, code_version="1", owners=OWNERS)
 def identity_stats(context: AssetExecutionContext, image_manifest: pa.Table) -> MaterializeResult:
     """Photos per identity per source and in total — identities, photos, min/max/mean/median/std (the seed
     paper's Table 2) — over the identities that enter training/evaluation."""
@@ -73,25 +76,27 @@ def identity_stats(context: AssetExecutionContext, image_manifest: pa.Table) -> 
 
     eligible = image_manifest.filter(pc.not_equal(image_manifest.column("split"), "excluded"))
     stats = compute_stats(eligible)
-    return MaterializeResult(value=stats, metadata={"table_2": MetadataValue.md(stats_markdown(stats)), "sources": stats.num_rows - 1})
+    return MaterializeResult(value=stats, metadata={"table_2": MetadataValue.md(stats_markdown(stats)),
+                                                    "sources": stats.num_rows - 1})
 
 
-@asset(group_name="dataset", kinds={"parquet", "duckdb"}, code_version="1")
-def dataset_splits(context: AssetExecutionContext, image_manifest: pa.Table, storage: StorageResource) -> MaterializeResult:
+@asset(group_name="dataset", kinds={"parquet", "duckdb"}, code_version="1", owners=OWNERS)
+def dataset_splits(context: AssetExecutionContext, image_manifest: pa.Table,
+                   storage: StorageResource) -> MaterializeResult:
     """The train/val/test images (identity-disjoint, stratified by source and species); also refreshes the
     DuckDB views over every table so ``petid sql`` and notebooks see the new manifests."""
     from curation.db import refresh_views
     from curation.identity_stats import split_counts
 
     splits = image_manifest.filter(pc.is_in(image_manifest.column("split"), pa.array(["train", "val", "test"])))
-    rows = split_counts(splits).to_pylist()
+    counts = split_counts(splits)
     views = refresh_views(storage.layout.duckdb_path, storage.layout.tables)
     return MaterializeResult(
         value=splits,
         metadata={
             "images": splits.num_rows,
-            "splits": MetadataValue.md(markdown_table(rows)),
-            "duckdb": str(storage.layout.duckdb_path),
+            "splits": preview(counts, counts.column_names),
+            "duckdb": MetadataValue.path(str(storage.layout.duckdb_path)),
             "duckdb_views": ", ".join(views),
         },
     )
@@ -162,4 +167,5 @@ DATASET_CHECKS = [
 ]
 
 
-defs = Definitions(assets=[image_manifest, identity_manifest, identity_stats, dataset_splits], asset_checks=DATASET_CHECKS)
+defs = Definitions(assets=[image_manifest, identity_manifest, identity_stats, dataset_splits],
+                   asset_checks=DATASET_CHECKS)

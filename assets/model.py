@@ -7,6 +7,8 @@ never a registry alias, so a ``petid train`` run in between changes nothing they
 live in ``training`` and ``evaluation``; checkpoints, reports and indexes are files under the storage root.
 """
 
+from enum import Enum
+from pathlib import Path
 
 import pyarrow as pa
 from dagster import (
@@ -21,10 +23,13 @@ from dagster import (
     asset,
     asset_check,
 )
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from assets._metadata import markdown_table
-from dagster_project.resources import ModelRegistryResource, StorageResource, TrainingResource, known_preset
+from assets._images import plot
+from assets._metadata import metric, records_table
+from dagster_project.resources import ModelRegistryResource, StorageResource, TrainingResource
+
+OWNERS = ["team:petid-ml"]
 
 LINEAGE_SCHEMA = pa.schema([
     ("trained_version", pa.string()), ("baseline_version", pa.string()), ("production_version", pa.string()),
@@ -34,10 +39,19 @@ LINEAGE_SCHEMA = pa.schema([
 ])
 
 
+class Preset(str, Enum):
+    """The training presets (``training.config.PRESETS``); an Enum, so the launchpad offers them as choices."""
+
+    auto = "auto"
+    small = "small"
+    recipe = "recipe"
+    demo = "demo"
+
+
 class TrainRunConfig(Config):
     """How ``reid_model`` trains."""
 
-    preset: str | None = Field(
+    preset: Preset | None = Field(
         default=None, description="auto: the published recipe from 1000 training animals on, the small-data winner "
                                   "below; small | recipe | demo force one; unset = the training resource's preset.")
     config_file: str | None = Field(default=None, description="A YAML TrainConfig; it wins over the preset.")
@@ -46,11 +60,6 @@ class TrainRunConfig(Config):
     gate_margin: float | None = Field(default=None, description="Validation mAP the trained model must gain over the "
                                                                  "frozen backbone to be promoted.")
     force: bool = Field(default=False, description="Train again even when this exact version is registered.")
-
-    @field_validator("preset")
-    @classmethod
-    def _known_preset(cls, value: str | None) -> str | None:
-        return value if value is None else known_preset(value)
 
 
 def _train_config(run: TrainRunConfig, training: TrainingResource, n_identities: int):
@@ -61,7 +70,7 @@ def _train_config(run: TrainRunConfig, training: TrainingResource, n_identities:
     if run.config_file:
         config = TrainConfig.from_yaml(run.config_file)
     else:
-        config = TrainConfig.preset(run.preset or training.preset, n_identities=n_identities)
+        config = TrainConfig.preset(run.preset.value if run.preset else training.preset, n_identities=n_identities)
     return replace_config(config, epochs=run.epochs, max_steps=run.max_steps, gate_margin=run.gate_margin)
 
 
@@ -69,7 +78,7 @@ def _lineage(reid_model: pa.Table) -> dict:
     return reid_model.to_pylist()[0]
 
 
-@asset(group_name="model", kinds={"pytorch", "parquet"}, code_version="2")
+@asset(group_name="model", kinds={"pytorch", "parquet"}, code_version="2", owners=OWNERS)
 def reid_model(
     context: AssetExecutionContext,
     config: TrainRunConfig,
@@ -95,7 +104,7 @@ def reid_model(
            "production_version": result.production_id, "promoted": result.promoted, "reused": result.reused,
            "reason": gate.get("reason"), **{f"val_{k}": candidate.get(k) for k in ("top1", "map", "eer")},
            **{f"baseline_val_{k}": baseline.get(k) for k in ("top1", "map", "eer")}}
-    comparison = [{"model": name, **{k: (values or {}).get(k) for k in ("top1", "map", "eer")}}
+    comparison = [{"model": name, **{k: metric((values or {}).get(k)) for k in ("top1", "map", "eer")}}
                   for name, values in (("trained " + result.version_id, candidate), ("frozen backbone", baseline))]
     return MaterializeResult(
         value=pa.Table.from_pylist([row], schema=LINEAGE_SCHEMA),
@@ -105,7 +114,8 @@ def reid_model(
             "baseline_version": str(result.baseline_id),
             "promoted": result.promoted,
             "gate": gate.get("reason", ""),
-            "validation": MetadataValue.md(markdown_table(comparison)),
+            "validation": records_table(comparison, ["model", "top1", "map", "eer"]),
+            "training_curves": plot("Training curves", Path(result.path) / "curves.png"),
             "path": MetadataValue.path(str(result.path)),
             "reused": result.reused,
             "train_images": int((frame["split"] == "train").sum()),
@@ -152,7 +162,7 @@ def _interval_text(bounds) -> str:
     return f"[{bounds[0]:.3f}, {bounds[1]:.3f}]" if bounds else "—"
 
 
-@asset(group_name="model", kinds={"pytorch", "html"}, code_version="2")
+@asset(group_name="model", kinds={"pytorch", "html"}, code_version="2", owners=OWNERS)
 def evaluation_report(
     context: AssetExecutionContext,
     reid_model: pa.Table,
@@ -163,9 +173,10 @@ def evaluation_report(
     """Identification (Top-1/5/10, mAP) and verification (ROC AUC, EER) with 95 % intervals on test animals never
     seen in training, for the production model beside the frozen backbone (and the trained candidate when the gate
     kept it out), with a McNemar test; report JSON, Markdown/HTML, plots and the verification pairs under
-    ``reports/<trained version>``."""
+    ``reports/<trained version>``; the plots are shown here, the report itself is linked."""
     from curation.frames import model_frame
     from evaluation.evaluate import HEADLINE, evaluate
+    from evaluation.report import FIGURES
 
     lineage = _lineage(reid_model)
     production, baseline = lineage["production_version"], lineage["baseline_version"]
@@ -176,27 +187,31 @@ def evaluation_report(
     entries = [("production " + production, report), ("frozen backbone", report.get("baseline") or {})]
     if report.get("candidate"):
         entries.append(("candidate " + lineage["trained_version"], report["candidate"]))
-    rows = [{"model": name, **{k: source.get(k) for k in HEADLINE},
+    rows = [{"model": name, **{k: metric(source.get(k)) for k in HEADLINE},
              "top1 95% CI": _interval_text((source.get("intervals") or {}).get("top1")),
              "eer 95% CI": _interval_text((source.get("intervals") or {}).get("eer"))} for name, source in entries]
     return MaterializeResult(
         metadata={
-            **{k: float(report[k]) for k in HEADLINE if report.get(k) is not None},
+            **{k: metric(float(report[k])) for k in HEADLINE if report.get(k) is not None},
             "model": production,
             "trained_version": lineage["trained_version"],
             "baseline_version": baseline,
             "promoted": bool(lineage["promoted"]),
             "n_identities": int(report.get("n_identities", 0)),
             "n_images": int(report.get("n_images", 0)),
-            "mcnemar_p": float((report.get("mcnemar") or {}).get("p_value", 1.0)),
-            "headline": MetadataValue.md(markdown_table(rows)),
+            "mcnemar_p": metric(float((report.get("mcnemar") or {}).get("p_value", 1.0))),
+            "headline": records_table(rows),
             "report": MetadataValue.path(str(out_dir / "report.html")),
+            "report_url": MetadataValue.url((out_dir / "report.html").absolute().as_uri()),
+            "roc": plot("Verification ROC", out_dir / FIGURES["roc"]),
+            "score_histograms": plot("Genuine / impostor scores", out_dir / FIGURES["scores"], max_width=800),
+            "worst_false_matches": plot("Worst false matches: query | wrong match", out_dir / FIGURES["worst"]),
             "pairs": MetadataValue.path(str(out_dir / "pairs.csv")),
         },
     )
 
 
-@asset(group_name="model", kinds={"pytorch", "numpy"}, code_version="2")
+@asset(group_name="model", kinds={"pytorch", "numpy"}, code_version="2", owners=OWNERS)
 def search_index(
     context: AssetExecutionContext,
     reid_model: pa.Table,
