@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "scrapers.datasets.cli",
     "curation.cli",
     "curation.sql_cli",
+    "curation.review_cli",
     "training.cli",
     "evaluation.cli",
 )

@@ -60,3 +60,23 @@ def test_same_pairs_merge_identities_transitively_and_different_pairs_are_hard_n
     merged = apply_identity_merges(table, identity_merges(decisions))
     assert merged.column("identity_id").to_pylist() == ["a", "a", "a", "d"]
     assert merged.column("merged_from").to_pylist() == [None, "b", "c", "z"]
+
+
+def test_petid_review_records_and_lists_decisions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pyarrow.parquet as pq
+
+    from petid_app.cli import main
+
+    home = tmp_path / "home"
+    (home / "tables").mkdir(parents=True)
+    pq.write_table(pa.table({"query_listing": ["f1", "f1"], "candidate_listing": ["l1", "l2"], "rank": [1, 2],
+                             "score": [0.9, 0.5]}), home / "tables" / "match_candidates.parquet")
+    assert main(["review", "--home", str(home), "decide", "f1", "l1", "same", "--reviewer", "anna"]) == 0
+    assert "recorded same" in capsys.readouterr().out
+    assert main(["review", "--home", str(home), "pending", "--json"]) == 0
+    pending = capsys.readouterr().out
+    assert '"l2"' in pending and '"l1"' not in pending
+    assert main(["review", "--home", str(home), "history"]) == 0
+    assert "anna" in capsys.readouterr().out
+    assert main(["review", "--home", str(home), "decide", "f1", "f1", "same", "--reviewer", "anna"]) == 2
+    assert "cannot be paired with itself" in capsys.readouterr().err
