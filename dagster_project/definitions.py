@@ -16,7 +16,7 @@ from assets import curation, dataset, ingest, model
 from dagster_project.automation import apply_cadence
 from dagster_project.deployments import production_resources, resources_for
 from dagster_project.jobs import full_pipeline_job, nightly_refresh_job, train_evaluate_job
-from dagster_project.sensors import automation_sensor
+from dagster_project.sensors import automation_sensor, match_alerts
 
 
 def build_resources(home: str | None = None) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def build_defs(deployment: str | None = None, **options: Any) -> Definitions:
         assets,
         Definitions(
             jobs=[nightly_refresh_job, train_evaluate_job, full_pipeline_job],
-            sensors=[automation_sensor],
+            sensors=[automation_sensor, match_alerts],
             resources=resources_for(deployment, **options),
             executor=in_process_executor,
         ),

@@ -21,6 +21,7 @@ from dagster import EnvVar
 from dagster_project.io_managers import ParquetIOManager
 from dagster_project.local_site import LocalSiteHttpResource, SampleTelegramResource, SampleWorldResource
 from dagster_project.resources import (
+    AlertsResource,
     DatasetsResource,
     DetectorResource,
     HttpClientResource,
@@ -47,6 +48,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "PETID_DATASETS": ("datasets.specs", "';'-separated FORMAT:PATH published datasets"),
     "PETID_DETECTOR": ("detector.weights", "YOLO weights (file or exported folder); unset = no crops"),
     "PETID_TRAIN_PRESET": ("training.preset", "auto | small | recipe | demo"),
+    "PETID_ALERT_WEBHOOK": ("alerts.webhook_url", "JSON webhook for new lost/found candidates; unset = no alerts"),
+    "PETID_ALERT_MIN_SCORE": ("alerts.min_score", "minimum candidate score posted (0.8)"),
     "PETID_SAMPLE_SEED": ("sample.seed", "demo only: seed of the sample world (0)"),
     "PETID_SAMPLE_ANIMALS": ("sample.n_animals", "demo only: animals in the sample world (48)"),
 }
@@ -105,6 +108,8 @@ def production_resources(home: str | None = None) -> dict[str, Any]:
         "datasets": DatasetsResource(specs=env_list("PETID_DATASETS", ";")),
         "detector": DetectorResource(weights=env_str("PETID_DETECTOR")),
         "training": TrainingResource(preset=env_str("PETID_TRAIN_PRESET", "auto")),
+        "alerts": AlertsResource(webhook_url=env_str("PETID_ALERT_WEBHOOK"),
+                                 min_score=env_float("PETID_ALERT_MIN_SCORE", 0.8)),
     }
 
 

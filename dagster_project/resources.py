@@ -137,6 +137,14 @@ class DatasetsResource(ConfigurableResource):
     specs: list[str] = Field(default=[], description="e.g. identity-folders:/data/dogs; csv:/data/list.csv")
 
 
+class AlertsResource(ConfigurableResource):
+    """Where new lost ↔ found candidates are posted (a JSON webhook: Telegram/Slack bridges, ticket queues)."""
+
+    webhook_url: str | None = Field(default=None, description="POST target for candidate alerts; unset = no alerts.")
+    min_score: float = Field(default=0.8, description="Only candidates scoring at least this are posted.")
+    timeout_s: float = Field(default=10.0, description="Seconds the webhook may take to answer.")
+
+
 class ModelRegistryResource(ConfigurableResource):
     """The versioned model registry, ``<storage root>/models``."""
 
