@@ -9,11 +9,17 @@ a margin around it, and a content-addressed JPEG crop. Every outcome is recorded
 ``species_mismatch``  only the other species was found (box of the best one recorded, no crop)
 ``too_small``         the chosen box is narrower than ``min_box_side`` pixels (box recorded, no crop)
 ``disabled``          no detector configured
+
+Reruns cost what is new (``curation.cache``, records in ``out_dir/.petid-cache/``): a detector with a ``cache_key``
+(a string naming the model and every setting that changes its output; ``YoloDetector`` has one) has its detections
+recorded under the sha256 of each image and that key, and not asked again about the same image; a crop is recorded
+under the image's sha256, the box and the margin, and not cut again while its file holds the recorded bytes.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -24,8 +30,10 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image, ImageOps
 
+from curation.cache import Cache, sha_key, text_key, with_work_stats
+from curation.inputs import DEFAULT_MAX_BYTES
 from petid.errors import UserError
-from petid.paths import atomic_write_bytes, content_path, sha256_bytes
+from petid.paths import atomic_write_bytes, content_path, sha256_bytes, sha256_file
 
 COCO_CLASSES = {15: "cat", 16: "dog"}  # COCO ids of the only classes we keep
 CROP_STATUSES = ("cropped", "no_detection", "species_mismatch", "too_small", "disabled")
@@ -92,6 +100,18 @@ class YoloDetector:
         self.batch = max(1, int(batch))
         self.device = device
         self._model: Any = None
+        self._cache_key: str | None = None
+
+    @property
+    def cache_key(self) -> str:
+        """What its detections depend on: the weights (their content when local), thresholds, sizes, device and the
+        Ultralytics version; ``crop_images`` reuses recorded detections under the same key."""
+        if self._cache_key is None:
+            self._cache_key = json.dumps({"detector": "ultralytics-yolo", "weights": _weights_identity(self.weights),
+                                          "conf": self.conf, "imgsz": self.imgsz, "batch": self.batch,
+                                          "device": self.device, "ultralytics": _version("ultralytics")},
+                                         sort_keys=True)
+        return self._cache_key
 
     @property
     def model(self) -> Any:
@@ -128,6 +148,26 @@ class YoloDetector:
                     ]
                 )
         return out
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def _weights_identity(weights: str) -> str:
+    """The sha256 of local weights (a file, or every file of an exported model folder); else the hub name."""
+    path = Path(weights).expanduser()
+    if path.is_file():
+        return sha256_file(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        return sha256_bytes("".join(f"{p.relative_to(path)}:{sha256_file(p)}\n" for p in files).encode())
+    return weights
 
 
 def _load_yolo(weights: str) -> Any:
@@ -241,7 +281,9 @@ def crop_images(
 ) -> pa.Table:
     """Detect and crop the animal in every image of ``images`` (needs ``image_id``, ``path``; ``species`` when
     present is the listing's). Returns one row per input row in ``CROPS_SCHEMA``; see the module doc for statuses.
-    Images are processed in chunks so memory stays bounded; crops are content-addressed under ``out_dir``."""
+    Images are processed in chunks so memory stays bounded; crops are content-addressed under ``out_dir``. The
+    schema metadata ``petid.work`` counts the images the detector saw (``detected``) and those whose recorded
+    detections were reused (``reused``)."""
     missing = {"image_id", "path"} - set(images.column_names)
     if missing:
         raise ValueError(f"crop_images: images table lacks column(s) {sorted(missing)}")
@@ -262,22 +304,82 @@ def crop_images(
     paths = images.column("path").to_pylist()
     species = images.column("species").to_pylist() if "species" in images.column_names else [None] * n
     out = Path(out_dir)
+    cache = Cache.beside(out)
+    shas = [cache.content_sha(p, DEFAULT_MAX_BYTES) if isinstance(p, str) else None for p in paths]
+    decisions = _Decisions(cache, detector, shas)
     rows: dict[str, list[Any]] = {name: [] for name in CROPS_SCHEMA.names}
-    for chunk in _chunks(n, chunk_size):
-        found = detector.detect([paths[i] for i in chunk])
-        if len(found) != len(chunk):
-            raise CropError(f"detector returned {len(found)} results for {len(chunk)} images")
-        for i, detections in zip(chunk, found, strict=True):
-            best, status = choose_detection(detections, species[i], min_conf)
-            crop_path = None
-            if status == "cropped" and min(best.width, best.height) < min_box_side:
-                status = "too_small"
-            if status == "cropped":
-                crop_path = _write_crop(paths[i], best.box, margin, out)
-            rows["image_id"].append(image_ids[i])
-            rows["bbox"].append(list(best.box) if best else None)
-            rows["crop_path"].append(crop_path)
-            rows["det_species"].append(best.species if best else None)
-            rows["det_conf"].append(best.conf if best else None)
-            rows["crop_status"].append(status)
-    return pa.Table.from_pydict(rows, schema=CROPS_SCHEMA)
+    try:
+        for chunk in _chunks(n, chunk_size):
+            for i, detections in zip(chunk, decisions.detect(detector, chunk, paths), strict=True):
+                best, status = choose_detection(detections, species[i], min_conf)
+                crop_path = None
+                if status == "cropped" and min(best.width, best.height) < min_box_side:
+                    status = "too_small"
+                if status == "cropped":
+                    crop_path = _crop(paths[i], shas[i], best.box, margin, out, cache)
+                rows["image_id"].append(image_ids[i])
+                rows["bbox"].append(list(best.box) if best else None)
+                rows["crop_path"].append(crop_path)
+                rows["det_species"].append(best.species if best else None)
+                rows["det_conf"].append(best.conf if best else None)
+                rows["crop_status"].append(status)
+    finally:
+        cache.flush()
+    return with_work_stats(pa.Table.from_pydict(rows, schema=CROPS_SCHEMA), decisions.work)
+
+
+class _Decisions:
+    """The detections of each image: recorded ones (same image sha256, same ``cache_key``), else the detector's."""
+
+    def __init__(self, cache: Cache, detector: Detector, shas: list[str | None]) -> None:
+        key = getattr(detector, "cache_key", None)
+        self.table = cache.table("detections", {"detector": key}) if isinstance(key, str) else None
+        self.shas = shas
+        self.work = {"detected": 0, "reused": 0}
+
+    def detect(self, detector: Detector, chunk: range, paths: list[str]) -> list[list[Detection]]:
+        found: list[list[Detection] | None] = [self._recorded(i) for i in chunk]
+        todo = [k for k, f in enumerate(found) if f is None]
+        if todo:
+            fresh = detector.detect([paths[chunk[k]] for k in todo])
+            if len(fresh) != len(todo):
+                raise CropError(f"detector returned {len(fresh)} results for {len(todo)} images")
+            for k, detections in zip(todo, fresh, strict=True):
+                found[k] = detections
+                self._record(chunk[k], detections)
+        self.work["detected"] += len(todo)
+        self.work["reused"] += len(chunk) - len(todo)
+        return found  # type: ignore[return-value]
+
+    def _recorded(self, i: int) -> list[Detection] | None:
+        if self.table is None or self.shas[i] is None:
+            return None
+        record = self.table.get(sha_key(self.shas[i]))
+        if record is None:
+            return None
+        try:
+            listed = json.loads(record["detections"])
+            return [Detection(s, float(c), tuple(float(v) for v in box)) for s, c, box in listed]
+        except (ValueError, TypeError):  # not what we write: ask the detector again
+            return None
+
+    def _record(self, i: int, detections: list[Detection]) -> None:
+        if self.table is not None and self.shas[i] is not None:
+            encoded = json.dumps([[d.species, d.conf, list(d.box)] for d in detections])
+            self.table.add(sha_key(self.shas[i]), detections=encoded)
+
+
+def _crop(path: str, sha: str | None, box: Sequence[float], margin: float, out_dir: Path, cache: Cache) -> str:
+    """The crop of ``box`` (grown by ``margin``) from ``path``: the recorded one while its file holds the recorded
+    bytes, else cut and written (and recorded)."""
+    key = text_key(json.dumps([sha, [float(v) for v in box], margin, CROP_QUALITY, Image.__version__])) if sha else None
+    record = cache.table("crops").get(key) if key else None
+    if record is not None:
+        crop_sha = record["crop_sha256"].hex()
+        existing = content_path(out_dir, crop_sha, ".jpg")
+        if cache.content_sha(str(existing), DEFAULT_MAX_BYTES) == crop_sha:
+            return str(existing)
+    written = _write_crop(path, box, margin, out_dir)
+    if key is not None:
+        cache.table("crops").add(key, crop_sha256=bytes.fromhex(Path(written).stem))
+    return written

@@ -155,7 +155,13 @@ def hash_file(
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tuple[int, int]:
     """(phash, dhash) of one file as Python ints (``InputRefused`` for a non-regular or oversized file)."""
-    p, d = _resized(load_gray(read_regular(path, max_bytes), fast, max_pixels=max_pixels))
+    return hash_bytes(read_regular(path, max_bytes), fast, max_pixels)
+
+
+def hash_bytes(data: bytes, fast: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(phash, dhash) of encoded ``data`` as Python ints: what ``hash_images`` gives for a file holding these bytes
+    (``curation.images`` hashes a JPEG it has just encoded, before writing it, without reading it back)."""
+    p, d = _resized(load_gray(data, fast, max_pixels=max_pixels))
     return int(phash_pixels(p[None])[0]), int(dhash_pixels(d[None])[0])
 
 
