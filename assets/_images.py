@@ -88,9 +88,9 @@ def photo_grid(title: str, rows: Sequence[Row], tile: int = TILE, empty: str = "
     return markdown(title, data_uri(grid(rows, tile)))
 
 
-def plot(title: str, path: str | Path, max_width: int = 640) -> MetadataValue:
-    """A figure file written by the libraries (ROC, histograms, curves, contact sheets), scaled to ``max_width``;
-    a missing file is said so in the entry."""
+def plot(title: str, path: str | Path, max_width: int = 640, fmt: str | None = None) -> MetadataValue:
+    """A figure file written by the libraries (ROC, histograms, curves, contact sheets), scaled to ``max_width``,
+    as ``fmt`` (default: PNG for a PNG file; JPEG suits sheets of photos); a missing file is said so in the entry."""
     from PIL import Image
 
     path = Path(path)
@@ -100,7 +100,8 @@ def plot(title: str, path: str | Path, max_width: int = 640) -> MetadataValue:
         img = img.convert("RGB")
     if img.width > max_width:
         img = img.resize((max_width, max(1, img.height * max_width // img.width)))
-    return markdown(title, data_uri(img, fmt="PNG" if path.suffix.lower() == ".png" else "JPEG"), note=path.name)
+    fmt = fmt or ("PNG" if path.suffix.lower() == ".png" else "JPEG")
+    return markdown(title, data_uri(img, fmt=fmt), note=path.name)
 
 
 def identity_rows(table: pa.Table, identities: int = 6, per_identity: int = 4, path: str = "path") -> list[Row]:

@@ -26,7 +26,7 @@ from dagster import (
 from pydantic import Field
 
 from assets._images import plot
-from assets._metadata import metric, records_table
+from assets._metadata import markdown_table, metric, records_table
 from dagster_project.resources import ModelRegistryResource, StorageResource, TrainingResource
 
 OWNERS = ["team:petid-ml"]
@@ -114,7 +114,7 @@ def reid_model(
             "baseline_version": str(result.baseline_id),
             "promoted": result.promoted,
             "gate": gate.get("reason", ""),
-            "validation": records_table(comparison, ["model", "top1", "map", "eer"]),
+            "validation": MetadataValue.md(markdown_table(comparison, ["model", "top1", "map", "eer"])),
             "training_curves": plot("Training curves", Path(result.path) / "curves.png"),
             "path": MetadataValue.path(str(result.path)),
             "reused": result.reused,
@@ -205,7 +205,8 @@ def evaluation_report(
             "report_url": MetadataValue.url((out_dir / "report.html").absolute().as_uri()),
             "roc": plot("Verification ROC", out_dir / FIGURES["roc"]),
             "score_histograms": plot("Genuine / impostor scores", out_dir / FIGURES["scores"], max_width=800),
-            "worst_false_matches": plot("Worst false matches: query | wrong match", out_dir / FIGURES["worst"]),
+            "worst_false_matches": plot("Worst false matches: query | wrong match", out_dir / FIGURES["worst"],
+                                        fmt="JPEG"),
             "pairs": MetadataValue.path(str(out_dir / "pairs.csv")),
         },
     )
