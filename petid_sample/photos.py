@@ -4,13 +4,14 @@ An animal's :class:`Appearance` (coat colours, markings at fixed body-relative p
 proportions) is drawn once from a seeded RNG; :func:`render_photo` draws it in a new photo each time with its
 own pose, framing, background, lighting and noise. The figure is built in a local coordinate frame (body centre at
 the origin, body half-length 1, y pointing down) and every polygon is mapped through one affine transform per photo,
-so rotation, mirroring and scale keep the markings where they belong on the body.
+so rotation, mirroring and scale keep the markings where they belong on the body. :func:`look_alike` draws
+another animal that a listing would describe the same way (same coat, pattern, eyes) but with its own markings.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
@@ -108,6 +109,41 @@ def random_appearance(rng: np.random.Generator, species: str | None = None) -> A
 
     body_ry = float(rng.uniform(0.42, 0.6))
     pattern = PATTERNS[int(rng.integers(len(PATTERNS)))]
+    marks = _draw_marks(rng, pattern, body_ry)
+    face_mark = FACE_MARKS[int(rng.integers(len(FACE_MARKS)))]
+    ears = EAR_SHAPES[species]
+    eye_name = list(EYE_COLOURS)[int(rng.integers(len(EYE_COLOURS)))]
+    is_dog = species == "dog"
+    return Appearance(
+        species=species,
+        coat=coat,
+        coat_rgb=coat_rgb,
+        mark_rgb=mark_rgb,
+        pattern=pattern,
+        marks=marks,
+        face_mark=face_mark,
+        ear_shape=ears[int(rng.integers(len(ears)))],
+        ear_size=float(rng.uniform(0.8, 1.25)),
+        eye_colour=eye_name,
+        eye_rgb=EYE_COLOURS[eye_name],
+        body_ry=body_ry,
+        head_r=float(rng.uniform(0.36, 0.46) if not is_dog else rng.uniform(0.38, 0.5)),
+        leg_len=float(rng.uniform(0.45, 0.65) if not is_dog else rng.uniform(0.55, 0.95)),
+        leg_w=float(rng.uniform(0.1, 0.14) if not is_dog else rng.uniform(0.12, 0.19)),
+        tail_len=float(rng.uniform(0.9, 1.3) if not is_dog else rng.uniform(0.4, 1.0)),
+        tail_curl=float(rng.uniform(-0.8, 0.8)),
+        tail_angle=float(rng.uniform(0.2, 1.2)),
+        tail_w=float(rng.uniform(0.07, 0.12) if not is_dog else rng.uniform(0.08, 0.16)),
+        white_socks=bool(rng.random() < 0.35),
+        tail_tip=bool(rng.random() < 0.4),
+        belly=bool(rng.random() < 0.5),
+        muzzle_rgb=_mix(coat_rgb, (235, 225, 210), float(rng.uniform(0.3, 0.7))) if is_dog and rng.random() < 0.6
+        else None,
+    )
+
+
+def _draw_marks(rng: np.random.Generator, pattern: str, body_ry: float) -> tuple[Mark, ...]:
+    """Body markings of one animal for ``pattern`` (their positions and sizes are what tell look-alikes apart)."""
     marks: list[Mark] = []
     if pattern == "spots":
         for _ in range(int(rng.integers(3, 8))):
@@ -128,35 +164,17 @@ def random_appearance(rng: np.random.Generator, species: str | None = None) -> A
                 Mark("blob", float(rng.uniform(-0.8, 0.8)), float(rng.uniform(-0.7, 0.5)) * body_ry,
                      float(rng.uniform(0.3, 0.55)), float(rng.uniform(0.22, 0.45)), float(rng.uniform(0, math.pi)))
             )
-    face_mark = FACE_MARKS[int(rng.integers(len(FACE_MARKS)))]
-    ears = EAR_SHAPES[species]
-    eye_name = list(EYE_COLOURS)[int(rng.integers(len(EYE_COLOURS)))]
-    is_dog = species == "dog"
-    return Appearance(
-        species=species,
-        coat=coat,
-        coat_rgb=coat_rgb,
-        mark_rgb=mark_rgb,
-        pattern=pattern,
-        marks=tuple(marks),
-        face_mark=face_mark,
-        ear_shape=ears[int(rng.integers(len(ears)))],
-        ear_size=float(rng.uniform(0.8, 1.25)),
-        eye_colour=eye_name,
-        eye_rgb=EYE_COLOURS[eye_name],
-        body_ry=body_ry,
-        head_r=float(rng.uniform(0.36, 0.46) if not is_dog else rng.uniform(0.38, 0.5)),
-        leg_len=float(rng.uniform(0.45, 0.65) if not is_dog else rng.uniform(0.55, 0.95)),
-        leg_w=float(rng.uniform(0.1, 0.14) if not is_dog else rng.uniform(0.12, 0.19)),
-        tail_len=float(rng.uniform(0.9, 1.3) if not is_dog else rng.uniform(0.4, 1.0)),
-        tail_curl=float(rng.uniform(-0.8, 0.8)),
-        tail_angle=float(rng.uniform(0.2, 1.2)),
-        tail_w=float(rng.uniform(0.07, 0.12) if not is_dog else rng.uniform(0.08, 0.16)),
-        white_socks=bool(rng.random() < 0.35),
-        tail_tip=bool(rng.random() < 0.4),
-        belly=bool(rng.random() < 0.5),
-        muzzle_rgb=_mix(coat_rgb, (235, 225, 210), float(rng.uniform(0.3, 0.7))) if is_dog and rng.random() < 0.6
-        else None,
+    return tuple(marks)
+
+
+def look_alike(app: Appearance, rng: np.random.Generator) -> Appearance:
+    """Another animal that reads the same in a listing: same species, coat, marking colour, pattern, ears, eyes,
+    socks, tail tip, belly and muzzle, but its own markings, face mark and build."""
+    body_ry = float(rng.uniform(0.42, 0.6))
+    faces = [f for f in FACE_MARKS if f != app.face_mark]
+    return replace(
+        app, marks=_draw_marks(rng, app.pattern, body_ry), face_mark=faces[int(rng.integers(len(faces)))],
+        body_ry=body_ry, tail_curl=float(rng.uniform(-0.8, 0.8)), tail_angle=float(rng.uniform(0.2, 1.2)),
     )
 
 

@@ -17,6 +17,7 @@ class SampleDirs:
         self.root = root
         self.pet911_site_dir = root / "pet911"
         self.telegram_export_dir = root / "telegram"
+        self.planted_matches_csv = root / "planted_matches.csv"  # petid_sample.load_planted(root) reads it
 
 
 _MARKER = ".complete"

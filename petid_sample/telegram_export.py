@@ -36,13 +36,24 @@ def _text(text: str, link_preview: bool) -> tuple[Any, list[dict[str, str]]]:
     return text, ([{"type": "plain", "text": text}] if text else [])
 
 
+def channel_id(channel: str) -> int:
+    """The numeric chat id the export gives ``channel`` (a stable hash of its name)."""
+    return int(hashlib.sha256(channel.encode()).hexdigest()[:9], 16)
+
+
+def post_identity(channel: str, message_id: int) -> str:
+    """The identity id the Telegram export importer gives a post of this export: ``telegram:c<chat id>:<first
+    message id>`` (a Desktop export has no username, so the importer names the channel ``c<id>``)."""
+    return f"telegram:c{channel_id(channel)}:{message_id}"
+
+
 def write_export(channel: str, posts: list[SamplePost], out_dir: Path) -> Path:
     """Write ``out_dir/result.json`` (+ media) for ``posts`` of ``channel``; returns the result.json path."""
     out_dir = Path(out_dir)
     (out_dir / "photos").mkdir(parents=True, exist_ok=True)
     (out_dir / "files").mkdir(parents=True, exist_ok=True)
-    channel_id = int(hashlib.sha256(channel.encode()).hexdigest()[:9], 16)
-    author = {"from": channel, "from_id": f"channel{channel_id}"}
+    chat_id = channel_id(channel)
+    author = {"from": channel, "from_id": f"channel{chat_id}"}
     messages: list[dict[str, Any]] = []
     if posts:
         first = min(posts, key=lambda p: p.message_id)
@@ -71,7 +82,7 @@ def write_export(channel: str, posts: list[SamplePost], out_dir: Path) -> Path:
             message |= {"text": text, "text_entities": entities} if k == caption_at else {"text": "",
                                                                                           "text_entities": []}
             messages.append(message)
-    result = {"name": channel, "type": "public_channel", "id": channel_id, "messages": messages}
+    result = {"name": channel, "type": "public_channel", "id": chat_id, "messages": messages}
     path = out_dir / "result.json"
     path.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     return path

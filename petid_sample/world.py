@@ -3,6 +3,17 @@
 About 70% of the animals become pet911 listings, the rest Telegram posts, plus a few Telegram posts that are not
 about a lost or found animal. Planted data-quality cases give every curation stage real work: an exact duplicate,
 a near duplicate, the same photo in two different animals' listings, a truncated JPEG and a one-photo listing.
+
+Planted matching cases give lost → found matching real work (``SampleWorld.planted``, see ``planted_counts``):
+
+- pairs: ~22% of the pet911 animals (at least 3) are listed lost, then found again with new photos 1-10 days
+  later, 1-8 km away in the same city; about a third of them are found as a Telegram post naming the city instead;
+- decoys: for about half the pairs, another animal of the same species, breed, coat, marking colour and pattern
+  (its own markings) is listed found 1-10 days after the loss, 1-8 km away: only the model can tell it apart;
+- twins: the lost animal's appearance drawn again as another animal, listed found 1-10 days later in a city
+  > 100 km away (far twin), or nearby but 92-99 days later (late twin): what the distance and date filters remove.
+
+The decoys and twins are drawn from the pet911 animals, so ``n_animals`` stays the number of animals.
 Everything is deterministic for a seed (no wall clock, no global RNG).
 """
 
@@ -11,18 +22,44 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import math
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from petid_sample.model import SampleListing, SamplePhoto, SamplePost, SampleWorld
-from petid_sample.photos import COAT_COLOURS, Appearance, background_photo, random_appearance, render_photo
+from petid_sample.model import (
+    ROLE_DECOY,
+    ROLE_FAR_TWIN,
+    ROLE_LATE_TWIN,
+    ROLE_MATCH,
+    PlantedItem,
+    PlantedMatch,
+    SampleListing,
+    SamplePhoto,
+    SamplePost,
+    SampleWorld,
+)
+from petid_sample.photos import (
+    COAT_COLOURS,
+    Appearance,
+    background_photo,
+    look_alike,
+    random_appearance,
+    render_photo,
+)
+from petid_sample.telegram_export import post_identity
 
 LISTING_SHARE = 0.7
-MIN_ANIMALS = 8  # enough listings to plant every data-quality case in a different one
+MIN_ANIMALS = 8  # enough listings to plant every data-quality case in a different one, and the matching cases
+PAIR_SHARE = 0.22  # share of the pet911 animals listed lost and then found again
+MIN_PAIRS = 3
+PAIR_DAYS = (1, 10)  # a planted found listing (pair, decoy, far twin) comes this many days after the lost one
+PAIR_KM = (1.0, 8.0)  # and lies this far from it (pair, decoy, late twin)
+FAR_KM = 100.0  # a far twin lies farther than this
+LATE_DAYS = (92, 99)  # a late twin comes this many days after the lost listing (beyond a 90-day window)
 END_DATE = dt.date(2025, 6, 1)  # newest listing date; fixed so the world does not depend on the clock
 PHOTO_SIZES = ((480, 360), (640, 480), (400, 300), (512, 384), (600, 450), (480, 640), (450, 600))
 QUALITY = 85
@@ -130,7 +167,8 @@ def _encode(img: Image.Image, ext: str, quality: int = QUALITY) -> bytes:
     return buf.getvalue()
 
 
-def _shoot(app: Appearance, animal_id: int, n: int, rng: np.random.Generator) -> tuple[list[SamplePhoto], list[Image.Image]]:
+def _shoot(app: Appearance, animal_id: int, n: int,
+           rng: np.random.Generator) -> tuple[list[SamplePhoto], list[Image.Image]]:
     """Render and encode ``n`` photos of one animal (mixed WebP/JPEG); also returns the rendered images."""
     photos, images = [], []
     for _ in range(n):
@@ -142,7 +180,73 @@ def _shoot(app: Appearance, animal_id: int, n: int, rng: np.random.Generator) ->
     return photos, images
 
 
+# ------------------------------------------------------------------------------------------------ geography
+
+EARTH_RADIUS_KM = 6371.0088
+_INNER_BOX = ((55.65, 55.84), (37.48, 37.72))  # planted lost listings: 8 km away still lies in the Moscow box
+# Cities outside the Moscow region (> 100 km from any point of the box), with their centres.
+_FAR_CITIES = (("Тверь", 56.8587, 35.9176), ("Ярославль", 57.6261, 39.8845), ("Тула", 54.1931, 37.6173),
+               ("Рязань", 54.6269, 39.6916), ("Владимир", 56.1290, 40.4066), ("Калуга", 54.5293, 36.2754),
+               ("Нижний Новгород", 56.3269, 44.0059), ("Санкт-Петербург", 59.9343, 30.3351))
+
+
+def km_between(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Great-circle (haversine) distance in km."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lng2 - lng1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(a))
+
+
+def _move(lat: float, lng: float, km: float, rng: np.random.Generator) -> tuple[float, float]:
+    """The point ``km`` away from (lat, lng) in a random direction (rounded as listings store coordinates)."""
+    bearing, d = float(rng.uniform(0, 2 * math.pi)), km / EARTH_RADIUS_KM
+    p1, l1 = math.radians(lat), math.radians(lng)
+    p2 = math.asin(math.sin(p1) * math.cos(d) + math.cos(p1) * math.sin(d) * math.cos(bearing))
+    l2 = l1 + math.atan2(math.sin(bearing) * math.sin(d) * math.cos(p1), math.cos(d) - math.sin(p1) * math.sin(p2))
+    return round(math.degrees(p2), 6), round(math.degrees(l2), 6)
+
+
+def _nearby(lost: SampleListing, rng: np.random.Generator) -> dict[str, Any]:
+    """Coordinates 1-8 km from the lost listing, in its city."""
+    lat, lng = _move(lost.lat, lost.lng, float(rng.uniform(PAIR_KM[0] + 0.05, PAIR_KM[1] - 0.05)), rng)
+    return {"city": lost.city, "lat": lat, "lng": lng}
+
+
 # ------------------------------------------------------------------------------------------------ the world
+
+
+@dataclass(frozen=True)
+class _Roles:
+    """Which animals the matching cases use (indices into the pet911 animals)."""
+
+    pairs: tuple[int, ...]  # listed lost on pet911 and found again
+    cross: frozenset[int]  # pairs whose found side is a Telegram post
+    decoys: dict[int, int]  # decoy animal -> the pair animal it looks like
+    twins: dict[int, tuple[int, str]]  # twin animal -> (pair animal, ROLE_FAR_TWIN | ROLE_LATE_TWIN)
+
+    @property
+    def late_pair(self) -> int:
+        return next(pair for pair, role in self.twins.values() if role == ROLE_LATE_TWIN)
+
+
+def planted_counts(n_animals: int) -> dict[str, int]:
+    """How many matching cases a world of ``n_animals`` plants: pairs (of which cross-source), decoys, twins."""
+    n_listed = round(n_animals * LISTING_SHARE)
+    pairs = max(MIN_PAIRS, round(n_listed * PAIR_SHARE))
+    return {"pairs": pairs, "cross_source": max(1, pairs // 3), "decoys": max(1, pairs // 2), "twins": 2}
+
+
+def _choose_roles(n_listed: int, counts: dict[str, int], avoid: set[int], rng: np.random.Generator) -> _Roles:
+    """Pick the animals of the matching cases: pairs first, decoys, then twins; animals in ``avoid`` (the
+    cross-duplicate's and the one-photo listing's) come last, so pairs stay clear of them."""
+    perm = [int(i) for i in rng.permutation(n_listed)]
+    ordered = [i for i in perm if i not in avoid] + [i for i in perm if i in avoid]
+    n_pairs, n_decoys = counts["pairs"], counts["decoys"]
+    pairs = tuple(ordered[:n_pairs])
+    decoys = {ordered[n_pairs + k]: pairs[k] for k in range(n_decoys)}
+    far, late = ordered[n_pairs + n_decoys], ordered[n_pairs + n_decoys + 1]
+    twins = {far: (pairs[-2], ROLE_FAR_TWIN), late: (pairs[-1], ROLE_LATE_TWIN)}
+    return _Roles(pairs, frozenset(pairs[:counts["cross_source"]]), decoys, twins)
 
 
 def build_world(seed: int = 0, n_animals: int = 48, channel: str = "petid_sample_poteryashki") -> SampleWorld:
@@ -152,58 +256,121 @@ def build_world(seed: int = 0, n_animals: int = 48, channel: str = "petid_sample
     rng = np.random.default_rng(seed)
     appearances = [random_appearance(rng, "cat" if rng.random() < 0.5 else "dog") for _ in range(n_animals)]
     n_listings = round(n_animals * LISTING_SHARE)
-    listings = _build_listings(appearances[:n_listings], rng)
-    posts = _build_posts(appearances, n_listings, rng)
-    return SampleWorld(listings=listings, channel=channel, posts=posts)
+    # Planted data-quality cases, each in its own animal's listing (indices into the pet911 animals).
+    dq = dict(zip(("exact", "near", "cross_src", "cross_dst", "corrupt", "single"),
+                  (int(i) for i in rng.permutation(n_listings)[:6])))
+    roles = _choose_roles(n_listings, planted_counts(n_animals), {dq["cross_src"], dq["cross_dst"], dq["single"]}, rng)
+    for decoy, pair in roles.decoys.items():
+        appearances[decoy] = look_alike(appearances[pair], rng)
+    for twin, (pair, _) in roles.twins.items():
+        appearances[twin] = appearances[pair]  # the same look drawn again: a different animal
+    listings = _build_listings(appearances[:n_listings], dq, roles, rng)
+    lost = {lst.animal_id: lst for lst in listings if lst.animal_id in roles.pairs and lst.kind == "lost"}
+    posts = _build_posts(appearances, n_listings, [lost[a] for a in roles.pairs if a in roles.cross], rng)
+    world = SampleWorld(listings=listings, channel=channel, posts=posts)
+    world.planted = _planted(world, roles, appearances)
+    return world
 
 
-def _build_listings(appearances: list[Appearance], rng: np.random.Generator) -> list[SampleListing]:
+def _build_listings(appearances: list[Appearance], dq: dict[str, int], roles: _Roles,
+                    rng: np.random.Generator) -> list[SampleListing]:
     n = len(appearances)
-    # Planted cases, each in its own listing (indices into the animal list).
-    exact_i, near_i, cross_src_i, cross_dst_i, corrupt_i, single_i = (int(i) for i in rng.permutation(n)[:6])
-    closed = set([int(i) for i in rng.permutation(n) if int(i) != single_i][:2])  # the animal went home
+    single_i = dq["single"]
+    # Two listings are closed (the animal went home), preferably ones outside the matching cases.
+    matching = set(roles.pairs) | set(roles.decoys) | set(roles.twins)
+    perm = [int(i) for i in rng.permutation(n) if int(i) != single_i]
+    closed = set(sorted(perm, key=lambda i: i in matching)[:2])
 
     photos: list[list[SamplePhoto]] = []
     for i, app in enumerate(appearances):
         count = 1 if i == single_i else int(rng.integers(2, 7))
         shot, images = _shoot(app, i, count, rng)
-        if i == exact_i:
+        if i == dq["exact"]:
             shot.append(replace(shot[0], note=NOTE_EXACT))
-        if i == near_i:
+        if i == dq["near"]:
             img = images[0]
             smaller = img.resize((int(img.width * 0.94), int(img.height * 0.94)), Image.LANCZOS)
             shot.append(SamplePhoto(_encode(smaller, ".jpg", quality=70), ".jpg", NOTE_NEAR, depicts=i))
-        if i == corrupt_i:
+        if i == dq["corrupt"]:
             whole = _encode(images[-1], ".jpg")
             shot.append(SamplePhoto(whole[: len(whole) // 2], ".jpg", NOTE_CORRUPT, depicts=i))
         photos.append(shot)
     # The same file in another animal's listing (e.g. a re-poster grabbed the wrong picture).
-    photos[cross_dst_i].insert(1, replace(photos[cross_src_i][0], note=NOTE_CROSS))
+    photos[dq["cross_dst"]].insert(1, replace(photos[dq["cross_src"]][0], note=NOTE_CROSS))
 
-    # Dates spread over ~90 days; ids increase with the date so the newest listing has the largest id.
-    offsets = np.sort(rng.integers(0, 90, n))[::-1]
-    order = rng.permutation(n)  # which animal gets which date slot
+    # Dates spread over ~90 days before END_DATE (a late twin's pair was lost ~100-115 days before it).
+    offset = {i: int(rng.integers(0, 90)) for i in range(n)}
+    planted = set(roles.decoys) | set(roles.twins)
+    drafts: list[SampleListing] = []
+    for i in range(n):
+        if i in planted:
+            continue
+        fixed: dict[str, Any] = {}
+        if i in roles.pairs:
+            late = LATE_DAYS[1] + 1
+            offset[i] = int(rng.integers(late, late + 16) if i == roles.late_pair else rng.integers(PAIR_DAYS[1], 90))
+            (lat0, lat1), (lng0, lng1) = _INNER_BOX
+            fixed = {"kind": "lost", "breed": _pick(rng, _BREEDS[appearances[i].species]),
+                     "lat": round(float(rng.uniform(lat0, lat1)), 6), "lng": round(float(rng.uniform(lng0, lng1)), 6)}
+        drafts.append(_listing(i, appearances[i], photos[i], END_DATE - dt.timedelta(days=offset[i]), i in closed,
+                               rng, fixed))
+    lost = {lst.animal_id: lst for lst in drafts if lst.animal_id in roles.pairs}
+
+    def found(animal: int, pair: int, days: int, fixed: dict[str, Any], shot: list[SamplePhoto]) -> SampleListing:
+        """A found listing planted against ``pair``'s lost listing, ``days`` after it."""
+        of = lost[pair]
+        return _listing(animal, appearances[animal], shot, of.date_added + dt.timedelta(days=days),
+                        animal != pair and animal in closed, rng,
+                        {"kind": "found", "breed": of.breed, "city": of.city} | fixed)
+
+    for pair in roles.pairs:  # the second listing of the same animal: new photos, days later, a few km away
+        if pair in roles.cross:
+            continue
+        of, shot = lost[pair], _shoot(appearances[pair], pair, int(rng.integers(2, 7)), rng)[0]
+        drafts.append(found(pair, pair, _gap(rng), {"sex": of.sex, "event_not_before": of.date_event,
+                                                   **_nearby(of, rng)}, shot))
+    for decoy, pair in roles.decoys.items():
+        drafts.append(found(decoy, pair, _gap(rng), _nearby(lost[pair], rng), photos[decoy]))
+    for twin, (pair, role) in roles.twins.items():
+        if role == ROLE_FAR_TWIN:
+            city, lat, lng = _FAR_CITIES[int(rng.integers(len(_FAR_CITIES)))]
+            lat, lng = _move(lat, lng, float(rng.uniform(0.5, 4.0)), rng)
+            drafts.append(found(twin, pair, _gap(rng), {"city": city, "lat": lat, "lng": lng}, photos[twin]))
+        else:
+            days = int(rng.integers(LATE_DAYS[0], LATE_DAYS[1] + 1))
+            drafts.append(found(twin, pair, days, _nearby(lost[pair], rng), photos[twin]))
+
+    # Ids increase with the date, so the newest listing has the largest id.
+    ties = {id(d): int(k) for d, k in zip(drafts, rng.permutation(len(drafts)))}
+    drafts.sort(key=lambda d: (d.date_added, ties[id(d)]))
     number = 100000 + int(rng.integers(0, 400000))
-    listings: list[SampleListing] = []
-    for slot in range(n):
-        i = int(order[slot])
-        app = appearances[i]
+    listings = []
+    for draft in drafts:
         number += int(rng.integers(1, 60))
-        listings.append(_listing(i, app, photos[i], END_DATE - dt.timedelta(days=int(offsets[slot])), number,
-                                 i in closed, rng))
+        listings.append(replace(draft, listing_id=("rl" if draft.kind == "lost" else "rf") + f"{number:06d}"))
     return listings
 
 
-def _listing(animal_id: int, app: Appearance, photos: list[SamplePhoto], date_added: dt.date, number: int,
-             closed: bool, rng: np.random.Generator) -> SampleListing:
-    kind = "lost" if rng.random() < 0.55 else "found"
-    sex = None if rng.random() < 0.25 else ("male" if rng.random() < 0.5 else "female")
+def _gap(rng: np.random.Generator) -> int:
+    """Days from a lost listing to a planted found listing near it in time."""
+    return int(rng.integers(PAIR_DAYS[0], PAIR_DAYS[1] + 1))
+
+
+def _listing(animal_id: int, app: Appearance, photos: list[SamplePhoto], date_added: dt.date, closed: bool,
+             rng: np.random.Generator, fixed: dict[str, Any] | None = None) -> SampleListing:
+    """One listing without its id; ``fixed`` overrides drawn fields (``kind``, ``sex``, ``breed``, ``city``,
+    ``lat``, ``lng``) and may set ``event_not_before`` (a found date cannot precede the loss)."""
+    fixed = fixed or {}
+    kind = fixed["kind"] if "kind" in fixed else ("lost" if rng.random() < 0.55 else "found")
+    sex = fixed["sex"] if "sex" in fixed else (None if rng.random() < 0.25 else
+                                                ("male" if rng.random() < 0.5 else "female"))
     noun, female = _noun(app.species, sex)
-    breed = None if rng.random() < 0.3 else _pick(rng, _BREEDS[app.species])
-    city = _pick(rng, _CITIES)
+    breed = fixed["breed"] if "breed" in fixed else (None if rng.random() < 0.3 else _pick(rng, _BREEDS[app.species]))
+    city = fixed.get("city") or _pick(rng, _CITIES)
     street = _pick(rng, _STREETS)
     address = f"{street}, {int(rng.integers(1, 120))}"
     event = date_added - dt.timedelta(days=int(rng.integers(0, 6)))
+    event = max(event, fixed.get("event_not_before", event))
     verb = {("lost", False): "Пропал", ("lost", True): "Пропала", ("found", False): "Найден",
             ("found", True): "Найдена"}[(kind, female)]
     title = f"{verb} {noun}, {city}, {street}"
@@ -214,9 +381,11 @@ def _listing(animal_id: int, app: Appearance, photos: list[SamplePhoto], date_ad
         _gender(circumstance, female),
         (f"Порода: {breed}. " if breed else "") + _pick(rng, _CONTACT),
     ]
+    lat = round(float(rng.uniform(55.57, 55.92)), 6)
+    lng = round(float(rng.uniform(37.35, 37.85)), 6)
     return SampleListing(
         animal_id=animal_id,
-        listing_id=("rl" if kind == "lost" else "rf") + f"{number:06d}",
+        listing_id="",
         kind=kind,
         species=app.species,
         breed=breed,
@@ -225,8 +394,8 @@ def _listing(animal_id: int, app: Appearance, photos: list[SamplePhoto], date_ad
         date_event=event,
         city=city,
         address=address,
-        lat=round(float(rng.uniform(55.57, 55.92)), 6),
-        lng=round(float(rng.uniform(37.35, 37.85)), 6),
+        lat=fixed.get("lat", lat),
+        lng=fixed.get("lng", lng),
         title=title,
         description="\n".join(paragraphs),
         photos=tuple(photos),
@@ -242,21 +411,38 @@ _FOUND_CAPTIONS = {"cat": (("Найдена кошка", "female"), ("Найде
                    "dog": (("Найден пёс", "male"), ("Найдена собака", "female"), ("Нашли собаку", "female"))}
 
 
-def _build_posts(appearances: list[Appearance], first_animal: int, rng: np.random.Generator) -> list[SamplePost]:
-    """Telegram posts: one album per remaining animal plus the non-animal posts, in date order."""
+def _caption(app: Appearance, lost: bool, city: str, rng: np.random.Generator) -> str:
+    """An animal post's text: caption opening, street and city, description, contact and phone."""
+    options = (_LOST_CAPTIONS if lost else _FOUND_CAPTIONS)[app.species]
+    head, sex = options[int(rng.integers(len(options)))]
+    street = _pick(rng, _STREETS)
+    noun, female = _noun(app.species, sex)
+    return (f"{head}! {street}, {city}.\n{_describe(app, noun, female)}\n"
+            f"{_pick(rng, _CONTACT)} Тел. +7 9{int(rng.integers(10, 99))} {int(rng.integers(100, 999))}-"
+            f"{int(rng.integers(10, 99))}-{int(rng.integers(10, 99))}")
+
+
+def _post_time(day: dt.date, rng: np.random.Generator) -> dt.datetime:
+    """A time on ``day`` between 06:00 and 20:00 UTC (the same day in Moscow)."""
+    return dt.datetime.combine(day, dt.time(6, 0)) + dt.timedelta(minutes=int(rng.integers(0, 14 * 60)))
+
+
+def _build_posts(appearances: list[Appearance], first_animal: int, found_later: list[SampleListing],
+                 rng: np.random.Generator) -> list[SamplePost]:
+    """Telegram posts: one album per remaining animal, a found post for each lost listing in ``found_later``
+    (1-10 days after it, naming its city) and the non-animal posts, in date order."""
     drafts: list[dict[str, Any]] = []
     for i in range(first_animal, len(appearances)):
         app = appearances[i]
-        lost = rng.random() < 0.5
-        options = (_LOST_CAPTIONS if lost else _FOUND_CAPTIONS)[app.species]
-        head, sex = options[int(rng.integers(len(options)))]
-        street = _pick(rng, _STREETS)
-        noun, female = _noun(app.species, sex)
-        text = (f"{head}! {street}, {_pick(rng, _CITIES)}.\n{_describe(app, noun, female)}\n"
-                f"{_pick(rng, _CONTACT)} Тел. +7 9{int(rng.integers(10, 99))} {int(rng.integers(100, 999))}-"
-                f"{int(rng.integers(10, 99))}-{int(rng.integers(10, 99))}")
+        text = _caption(app, rng.random() < 0.5, _pick(rng, _CITIES), rng)
         photos, _ = _shoot(app, i, int(rng.integers(2, 5)), rng)
         drafts.append({"text": text, "photos": tuple(photos), "animal_id": i})
+    for lost in found_later:
+        app = appearances[lost.animal_id]
+        text = _caption(app, False, lost.city, rng)
+        photos, _ = _shoot(app, lost.animal_id, int(rng.integers(2, 5)), rng)
+        drafts.append({"text": text, "photos": tuple(photos), "animal_id": lost.animal_id,
+                       "date": _post_time(lost.date_added + dt.timedelta(days=_gap(rng)), rng)})
 
     adopt_app = random_appearance(rng, "cat")
     adopt_photos, _ = _shoot(adopt_app, -1, 1, rng)
@@ -271,23 +457,60 @@ def _build_posts(appearances: list[Appearance], first_animal: int, rng: np.rando
         {"text": "Внимание водителям: ул. Коштоянца перекрыта на ремонт до пятницы, объезд по Ленинскому проспекту.",
          "photos": (_still(rng),)},
     ]
-    drafts = [drafts[int(i)] for i in rng.permutation(len(drafts))]
+    for draft in drafts:  # the channel's posts spread over the 60 days before END_DATE
+        draft.setdefault("date", _post_time(END_DATE - dt.timedelta(days=int(rng.integers(1, 61))), rng))
+    ties = [int(k) for k in rng.permutation(len(drafts))]
+    drafts = [d for _, _, d in sorted(zip([d["date"] for d in drafts], ties, drafts), key=lambda t: t[:2])]
 
     posts: list[SamplePost] = []
     message_id = 1000 + int(rng.integers(0, 500))
-    when = dt.datetime.combine(END_DATE - dt.timedelta(days=60), dt.time(9, 0))
+    previous: dt.datetime | None = None
     for draft in drafts:
-        when += dt.timedelta(minutes=int(rng.integers(60, 60 * 40)))
+        when = draft["date"] if previous is None else max(draft["date"], previous + dt.timedelta(minutes=1))
         photos = draft.get("photos", ())
         posts.append(SamplePost(message_id=message_id, date=when, text=draft["text"], photos=photos,
                                 animal_id=draft.get("animal_id"), link_preview=draft.get("link_preview", False)))
         message_id += max(1, len(photos)) + int(rng.integers(0, 3))  # gaps: deleted or service messages
+        previous = when
     return posts
 
 
 def _still(rng: np.random.Generator) -> SamplePhoto:
     """A photo without an animal in it."""
     return SamplePhoto(_encode(background_photo(rng, PHOTO_SIZES[int(rng.integers(len(PHOTO_SIZES)))]), ".jpg"), ".jpg")
+
+
+# ------------------------------------------------------------------------------------------------ planted matches
+
+
+def _listing_item(listing: SampleListing) -> PlantedItem:
+    """The planted-case view of a pet911 listing (identity as the pet911 crawler names it)."""
+    return PlantedItem("pet911", listing.listing_id, f"pet911:{listing.listing_id}", listing.animal_id,
+                       listing.date_added, listing.city, listing.lat, listing.lng)
+
+
+def _planted(world: SampleWorld, roles: _Roles, appearances: list[Appearance]) -> list[PlantedMatch]:
+    """The matching ground truth: per pair, its true match, then the decoys and twins planted against it."""
+    listing = {(lst.animal_id, lst.kind): lst for lst in world.listings
+               if lst.animal_id in roles.pairs or lst.animal_id in roles.decoys or lst.animal_id in roles.twins}
+    post = {p.animal_id: p for p in world.posts if p.animal_id in roles.cross}
+    planted: list[PlantedMatch] = []
+    for pair in roles.pairs:
+        lost = listing[(pair, "lost")]
+        lost_item = _listing_item(lost)
+        if pair in roles.cross:
+            p = post[pair]
+            found = [(ROLE_MATCH, PlantedItem("telegram", str(p.message_id), post_identity(world.channel, p.message_id),
+                                              pair, p.date.date(), lost.city))]
+        else:
+            found = [(ROLE_MATCH, _listing_item(listing[(pair, "found")]))]
+        found += [(ROLE_DECOY, _listing_item(listing[(d, "found")])) for d, of in roles.decoys.items() if of == pair]
+        found += [(role, _listing_item(listing[(t, "found")])) for t, (of, role) in roles.twins.items() if of == pair]
+        for role, item in found:
+            km = None if item.lat is None else round(km_between(lost.lat, lost.lng, item.lat, item.lng), 3)
+            planted.append(PlantedMatch(role, lost_item, item, lost.species, lost.breed, appearances[pair].coat,
+                                        (item.date - lost_item.date).days, km))
+    return planted
 
 
 # ------------------------------------------------------------------------------------------------ ground truth

@@ -1,8 +1,10 @@
-"""The synthetic sample world: determinism, planted data-quality cases, formats, texts, identity consistency."""
+"""The synthetic sample world: determinism, planted data-quality and matching cases, formats, texts, identity
+consistency."""
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 from itertools import combinations, pairwise
@@ -13,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from petid_sample import GROUND_TRUTH_COLUMNS, build_world, ground_truth_rows
-from petid_sample.model import SampleListing, SampleWorld
+from petid_sample import GROUND_TRUTH_COLUMNS, build_world, ground_truth_rows, planted_counts
+from petid_sample.model import SampleListing, SamplePost, SampleWorld
 from petid_sample.photos import COAT_COLOURS, random_appearance, render_photo
 
 
@@ -61,14 +63,16 @@ def test_bad_arguments_are_rejected() -> None:
 
 def test_listings_shape(world: SampleWorld) -> None:
     listings = world.listings
-    assert len(listings) == round(48 * 0.7)
+    counts = planted_counts(48)
+    assert len(listings) == round(48 * 0.7) + counts["pairs"] - counts["cross_source"]  # + pet911 found again
     ids = [lst.listing_id for lst in listings]
     assert len(set(ids)) == len(ids)
     for lst in listings:
         assert re.fullmatch(r"r[lf]\d{6}", lst.listing_id), lst.listing_id
         assert lst.listing_id[1] == ("l" if lst.kind == "lost" else "f")
         assert lst.species in ("cat", "dog") and lst.sex in (None, "male", "female")
-        assert 55.5 < lst.lat < 56.0 and 37.3 < lst.lng < 37.9
+        far = lst.listing_id in {t.found.item_id for t in world.twins if t.role == "far-twin"}
+        assert far or (55.5 < lst.lat < 56.0 and 37.3 < lst.lng < 37.9)
         assert lst.date_event <= lst.date_added
         assert len(lst.description.split("\n")) >= 3 and re.search("[а-яё]", lst.description)
         assert re.search("[а-яё]", lst.title) and lst.city and lst.address
@@ -80,7 +84,13 @@ def test_listings_shape(world: SampleWorld) -> None:
     assert {lst.species for lst in listings} == {"cat", "dog"} and {lst.kind for lst in listings} == {"lost", "found"}
     assert any(lst.breed is None for lst in listings) and any(lst.sex is None for lst in listings)
     assert sum(lst.closed for lst in listings) == 2
-    assert len({lst.animal_id for lst in listings}) == len(listings)
+    # One listing per animal, except the planted pairs found again on pet911: one lost and one found listing.
+    twice = {m.lost.animal_id for m in world.planted_matches if m.found.source == "pet911"}
+    per_animal: dict[int, list[str]] = {}
+    for lst in listings:
+        per_animal.setdefault(lst.animal_id, []).append(lst.kind)
+    assert {a for a, kinds in per_animal.items() if len(kinds) > 1} == twice
+    assert all(sorted(per_animal[a]) == ["found", "lost"] for a in twice)
 
 
 def test_photos_decode_as_declared(world: SampleWorld) -> None:
@@ -130,10 +140,11 @@ def test_telegram_posts(world: SampleWorld) -> None:
         assert after.message_id >= before.message_id + max(1, len(before.photos))
         assert after.date > before.date
     animal_posts = [p for p in posts if p.animal_id is not None]
-    assert len(animal_posts) == 48 - round(48 * 0.7)
+    assert len(animal_posts) == 48 - round(48 * 0.7) + planted_counts(48)["cross_source"]
     listing_animals = {lst.animal_id for lst in world.listings}
+    found_again = {m.lost.animal_id for m in world.planted_matches if m.found.source == "telegram"}
     for post in animal_posts:
-        assert 2 <= len(post.photos) <= 4 and post.animal_id not in listing_animals
+        assert 2 <= len(post.photos) <= 4 and (post.animal_id not in listing_animals or post.animal_id in found_again)
         assert re.search(r"Потерял|Пропал|Убежал|Найден|Нашли", post.text), post.text
         assert re.search(r"кошк|кот|собак|пёс", post.text), post.text
     others = [p for p in posts if p.animal_id is None]
@@ -211,3 +222,124 @@ def test_generate_sample_writes_site_export_and_ground_truth(tmp_path: Path) -> 
         rows = list(csv.DictReader(fh))
     assert len(rows) == len(ground_truth_rows(source.world))
     assert tuple(rows[0]) == GROUND_TRUTH_COLUMNS
+
+
+# ------------------------------------------------------------------------------------------------ planted matches
+
+
+def _km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Haversine distance in km (written here, independent of the generator's)."""
+    phi1, phi2, dphi, dlmb = map(np.radians, (lat1, lat2, lat2 - lat1, lng2 - lng1))
+    a = np.sin(dphi / 2) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(dlmb / 2) ** 2
+    return float(2 * 6371.0 * np.arcsin(np.sqrt(a)))
+
+
+def _items(world: SampleWorld) -> dict[str, SampleListing | SamplePost]:
+    """Every listing and post by the identity id the scrapers give it."""
+    from petid_sample.telegram_export import post_identity
+
+    items: dict[str, SampleListing | SamplePost] = {f"pet911:{lst.listing_id}": lst for lst in world.listings}
+    items |= {post_identity(world.channel, p.message_id): p for p in world.posts}
+    return items
+
+
+def _date(item: SampleListing | SamplePost) -> dt.date:
+    return item.date_added if isinstance(item, SampleListing) else item.date.date()
+
+
+@pytest.mark.parametrize("n_animals, pairs, cross, decoys", [(8, 3, 1, 1), (36, 6, 2, 3), (48, 7, 2, 3)])
+def test_planted_counts(n_animals: int, pairs: int, cross: int, decoys: int) -> None:
+    assert planted_counts(n_animals) == {"pairs": pairs, "cross_source": cross, "decoys": decoys, "twins": 2}
+    share = pairs / round(n_animals * 0.7)
+    assert pairs >= 3 and (n_animals < 24 or 0.15 <= share <= 0.3)
+
+
+@pytest.mark.parametrize("n_animals", [8, 48])
+def test_planted_pairs_are_the_same_animal_lost_then_found(n_animals: int, world: SampleWorld) -> None:
+    world = world if n_animals == 48 else build_world(seed=2, n_animals=n_animals)
+    counts, items = planted_counts(n_animals), _items(world)
+    matches = world.planted_matches
+    assert len(matches) == counts["pairs"] and len({m.lost.identity_id for m in matches}) == len(matches)
+    assert sum(m.found.source == "telegram" for m in matches) == counts["cross_source"]
+    for m in matches:
+        lost, found = items[m.lost.identity_id], items[m.found.identity_id]
+        assert isinstance(lost, SampleListing) and lost.kind == "lost" and m.lost.source == "pet911"
+        assert lost.animal_id == found.animal_id == m.lost.animal_id == m.found.animal_id
+        assert lost.species == m.species and lost.breed == m.breed and lost.breed is not None
+        assert 1 <= (_date(found) - _date(lost)).days == m.days_apart <= 10
+        assert not {p.data for p in lost.photos} & {p.data for p in found.photos}  # new photos, not copies
+        assert all(p.depicts == lost.animal_id for p in found.photos)
+        if isinstance(found, SampleListing):
+            assert found.kind == "found" and found.species == lost.species and found.city == lost.city
+            assert found.date_event >= lost.date_event
+            km = _km(lost.lat, lost.lng, found.lat, found.lng)
+            assert 1.0 <= km <= 8.0 and km == pytest.approx(m.km_apart, abs=0.01)
+        else:  # found again as a Telegram post: a found caption that names the lost listing's city
+            assert re.match(r"(Найден|Нашли)", found.text) and f", {lost.city}." in found.text.split("\n")[0]
+            assert m.km_apart is None and m.found.lat is None and m.found.city == lost.city
+            assert re.search({"cat": r"кошк|кот", "dog": r"собак|пёс"}[lost.species], found.text)
+
+
+def test_decoys_look_alike_nearby_but_are_other_animals(world: SampleWorld) -> None:
+    items = _items(world)
+    decoys = world.decoys
+    assert len(decoys) == planted_counts(48)["decoys"]
+    assert any(d.lost.identity_id in {m.lost.identity_id for m in world.planted_matches if m.found.source == "telegram"}
+               for d in decoys)  # a cross-source pair has a pet911 decoy too
+    for d in decoys:
+        lost, decoy = items[d.lost.identity_id], items[d.found.identity_id]
+        assert isinstance(decoy, SampleListing) and decoy.kind == "found"
+        assert decoy.animal_id != lost.animal_id and all(p.depicts == decoy.animal_id for p in decoy.photos)
+        assert (decoy.species, decoy.breed, decoy.city) == (lost.species, lost.breed, lost.city)
+        coat = lambda listing: listing.description.split("\n")[1][:3].lower()  # noqa: E731  "Белый кот, ..."
+        assert coat(decoy) == coat(lost)
+        assert 1.0 <= _km(lost.lat, lost.lng, decoy.lat, decoy.lng) <= 8.0
+        assert 1 <= (decoy.date_added - lost.date_added).days <= 10
+
+
+def test_twins_are_far_away_or_out_of_the_date_window(world: SampleWorld) -> None:
+    items = _items(world)
+    twins = {t.role: t for t in world.twins}
+    assert sorted(twins) == ["far-twin", "late-twin"] and len(world.twins) == 2
+    for t in twins.values():
+        lost, twin = items[t.lost.identity_id], items[t.found.identity_id]
+        assert isinstance(twin, SampleListing) and twin.kind == "found" and twin.animal_id != lost.animal_id
+        assert (twin.species, twin.breed) == (lost.species, lost.breed)
+        assert twin.description.split("\n")[1][:3] == lost.description.split("\n")[1][:3]  # same coat word
+    far, late = twins["far-twin"], twins["late-twin"]
+    far_lost, far_twin = items[far.lost.identity_id], items[far.found.identity_id]
+    assert _km(far_lost.lat, far_lost.lng, far_twin.lat, far_twin.lng) > 100 and far_twin.city != far_lost.city
+    assert 1 <= far.days_apart <= 10  # only the distance separates it
+    late_lost, late_twin = items[late.lost.identity_id], items[late.found.identity_id]
+    assert (late_twin.date_added - late_lost.date_added).days == late.days_apart > 90
+    assert _km(late_lost.lat, late_lost.lng, late_twin.lat, late_twin.lng) <= 8.0  # only the date separates it
+
+
+def test_planted_cases_name_what_the_telegram_importer_stores(tmp_path: Path) -> None:
+    from petid_sample.telegram_export import write_export
+    from scrapers.telegram.export import import_export
+
+    world = build_world(seed=5, n_animals=10)
+    write_export(world.channel, world.posts, tmp_path / "exp")
+    stored = set(import_export(tmp_path / "exp", tmp_path / "raw").catalogue["identity_id"].to_pylist())
+    telegram = {m.found.identity_id for m in world.planted if m.found.source == "telegram"}
+    assert telegram and telegram <= stored
+    assert all(m.lost.identity_id == f"pet911:{m.lost.item_id}" for m in world.planted)
+
+
+def test_planted_matches_file_round_trips(tmp_path: Path) -> None:
+    from petid_sample import PLANTED_COLUMNS, generate_sample, load_planted, load_planted_matches
+
+    source = generate_sample(tmp_path / "sample", seed=1, n_animals=8)
+    with source.planted_matches_csv.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0]) == PLANTED_COLUMNS and len(rows) == len(source.world.planted)
+    assert load_planted(source.root) == source.world.planted == load_planted(source.planted_matches_csv)
+    assert load_planted_matches(source.root) == source.world.planted_matches
+    assert {r["role"] for r in rows} == {"match", "decoy", "far-twin", "late-twin"}
+    # the planted items are in the ground truth: the found side of a pair shows the lost side's animal
+    truth = {(r["source"], r["item_id"]): r["animal_id"] for r in ground_truth_rows(source.world)}
+    for m in load_planted_matches(source.root):
+        assert truth[(m.lost.source, m.lost.item_id)] == truth[(m.found.source, m.found.item_id)] == m.lost.animal_id
+    with pytest.raises(FileNotFoundError, match="no planted matches"):
+        load_planted(tmp_path)
