@@ -57,8 +57,7 @@ MIN_ANIMALS = 8  # enough listings to plant every data-quality case in a differe
 PAIR_SHARE = 0.22  # share of the pet911 animals listed lost and then found again
 MIN_PAIRS = 3
 PAIR_DAYS = (1, 10)  # a planted found listing (pair, decoy, far twin) comes this many days after the lost one
-PAIR_KM = (1.0, 8.0)  # and lies this far from it (pair, decoy, late twin)
-FAR_KM = 100.0  # a far twin lies farther than this
+PAIR_KM = (1.0, 8.0)  # and lies this far from it (pair, decoy, late twin); a far twin lies > 100 km away
 LATE_DAYS = (92, 99)  # a late twin comes this many days after the lost listing (beyond a 90-day window)
 END_DATE = dt.date(2025, 6, 1)  # newest listing date; fixed so the world does not depend on the clock
 PHOTO_SIZES = ((480, 360), (640, 480), (400, 300), (512, 384), (600, 450), (480, 640), (450, 600))
@@ -298,7 +297,7 @@ def _build_listings(appearances: list[Appearance], dq: dict[str, int], roles: _R
     # The same file in another animal's listing (e.g. a re-poster grabbed the wrong picture).
     photos[dq["cross_dst"]].insert(1, replace(photos[dq["cross_src"]][0], note=NOTE_CROSS))
 
-    # Dates spread over ~90 days before END_DATE (a late twin's pair was lost ~100-115 days before it).
+    # Dates spread over the 90 days before END_DATE; the pair with a late twin was lost 100-115 days before it.
     offset = {i: int(rng.integers(0, 90)) for i in range(n)}
     planted = set(roles.decoys) | set(roles.twins)
     drafts: list[SampleListing] = []
