@@ -190,7 +190,7 @@ def _read_segments(directory: Path, schema: pa.Schema) -> tuple[list[Path], pa.T
     paths, tables = [], []
     for path in sorted(directory.glob("seg-*.parquet")) if directory.is_dir() else []:
         try:
-            table = pq.read_table(path)
+            table = pq.ParquetFile(path).read(use_threads=False)  # read_table's dataset layer costs more
             if not table.schema.equals(schema, check_metadata=False):
                 raise ValueError(f"unexpected schema {table.schema}")
         except Exception:  # noqa: BLE001 - a damaged cache segment only costs the work it would have saved

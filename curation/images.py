@@ -247,7 +247,12 @@ def hash_settings(fast: bool) -> dict[str, Any]:
             "webp_luma": fast and webp_available()}
 
 
-def _accepted(sha: str, target: Path, record: dict[str, Any], reused: bool) -> dict[str, Any]:
+def _target(out_dir: str, sha: str) -> str:
+    """``str(content_path(out_dir, sha, ".jpg"))`` without pathlib (the hot path of a rerun)."""
+    return os.path.join(out_dir, sha[:2], f"{sha}.jpg")
+
+
+def _accepted(sha: str, target: str | Path, record: dict[str, Any], reused: bool) -> dict[str, Any]:
     return {"sha256": sha, "path": str(target), "width": record["width"], "height": record["height"],
             "src_format": record["src_format"], "reused": reused}
 
@@ -383,8 +388,8 @@ def _resolve(srcs: list[str], job: _Job, cache: Cache) -> dict[int, dict[str, An
         if record is not None and record["reason"] is not None:
             resolved[i] = {"reason": record["reason"], "detail": record["detail"]}
         elif record is not None:
-            accepted.append((i, content_path(job.out_dir, shas[i], ".jpg"), record))
-    targets = [str(target) for _, target, _ in accepted]
+            accepted.append((i, _target(job.out_dir, shas[i]), record))
+    targets = [target for _, target, _ in accepted]
     held = cache.known(targets, [stat_or_none(t) for t in targets])
     for (i, target, record), jpeg_sha in zip(accepted, held):
         if jpeg_sha is not None and jpeg_sha == record["jpeg_sha256"].hex():
