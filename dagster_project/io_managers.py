@@ -33,8 +33,7 @@ class ParquetIOManager(ConfigurableIOManager):
             return
         table = obj if isinstance(obj, pa.Table) else pa.Table.from_pandas(obj, preserve_index=False)
         path = atomic_write_parquet(table, self._path(context))
-        context.add_output_metadata({**table_metadata(table), "parquet_path": MetadataValue.path(str(path)),
-                                     "parquet_rows": table.num_rows})
+        context.add_output_metadata({**table_metadata(table), "parquet_path": MetadataValue.path(str(path))})
 
     def load_input(self, context: InputContext) -> Any:
         path = self._path(context)

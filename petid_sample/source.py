@@ -21,17 +21,18 @@ class SampleDirs:
 
 
 _MARKER = ".complete"
+WORLD_VERSION = 2  # bump when the generator changes what a seed produces (2: planted lost/found matches)
 
 
 def ensure_sample(out_dir: Path, seed: int = 0, n_animals: int = 48) -> SampleDirs:
-    """Return the sample under ``out_dir/seed-<seed>-n<n_animals>``, generating it first if it is missing.
+    """Return the sample under ``out_dir/v<WORLD_VERSION>-seed-<seed>-n<n_animals>``, generating it first if it is missing.
 
     Generation happens in a temporary sibling directory that is renamed into place, so a concurrent or killed
     generator never leaves a half-written sample behind.
     """
     from petid_sample import generate_sample
 
-    target = Path(out_dir) / f"seed-{seed}-n{n_animals}"
+    target = Path(out_dir) / f"v{WORLD_VERSION}-seed-{seed}-n{n_animals}"  # an older generator's cache is not reused
     if (target / _MARKER).exists():
         return SampleDirs(target)
     target.parent.mkdir(parents=True, exist_ok=True)

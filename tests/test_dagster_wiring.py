@@ -34,7 +34,7 @@ def test_parquet_io_manager_round_trips_arrow_and_pandas(tmp_path: Path) -> None
     assert result.success
     assert pq.read_table(tmp_path / "tables" / "total.parquet").column("total").to_pylist() == [12]
     meta = result.asset_materializations_for_node("numbers")[0].metadata
-    assert meta["parquet_rows"].value == 3
+    assert meta["dagster/row_count"].value == 3
 
 
 def test_io_manager_names_the_missing_upstream(tmp_path: Path) -> None:
