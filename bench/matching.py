@@ -9,11 +9,12 @@ a lost listing that passes the filters (same species, 0–30 days later, within 
 
 Methods, each in its own process (so peak RSS is its own): ``ours`` = ``evaluation.matching.match_listings`` (the
 filters pick each query's candidates, then only their photo pairs are scored, one query at a time, single-threaded
-BLAS); ``naive`` = every photo pair as blocked float32 GEMMs (multi-threaded BLAS), aggregated for every listing
+BLAS; under ``mean`` one product of mean photo vectors per listing pair, photo pairs only for the top N's best
+pair); ``naive`` = every photo pair as blocked float32 GEMMs (multi-threaded BLAS), aggregated for every listing
 pair with the same ``aggregate``, then filtered, then top N. Prints one JSON object: per method seconds, listing and
 photo pairs scored, peak RSS (``resource.getrusage``), recall@1 of the planted pairs; the share of identical
 (query, candidate, rank) rows between the two; the load average (other processes inflate times).
-Usage: uv run python bench/matching.py [--found 1000] [--lost 25000] [--photos 3] [--dim 512]
+Usage: uv run python bench/matching.py [--found 1000] [--lost 25000] [--photos 3] [--dim 512] [--aggregation max]
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def run_ours(world: dict, config: MatchConfig) -> tuple[np.ndarray, dict]:
                     + [table.column("rank").to_numpy()], axis=1)  # ids are "f<n>" / "l<n>"
     return rows, {"build_s": round(built - started, 3), "match_s": round(done - built, 3),
                   "listing_pairs_scored": result.stats["listing_pairs_scored"],
+                  "mean_products": result.stats["mean_products"],
                   "photo_pairs_scored": result.stats["photo_pairs_scored"],
                   "rules": {k: v for k, v in result.stats.items() if k.startswith("rule_")}}
 
@@ -152,7 +154,7 @@ def run_naive(world: dict, config: MatchConfig, photos: int, block: int = 1000) 
 def child(args: argparse.Namespace) -> None:
     world = make_world(args.found, args.lost, args.photos, args.dim, args.planted, args.seed)
     data_mb = _peak_mb()
-    config = MatchConfig()
+    config = MatchConfig(aggregation=args.aggregation or MatchConfig().aggregation)
     rows, info = run_ours(world, config) if args.method == "ours" else run_naive(world, config, args.photos)
     np.save(args.out, rows)
     firsts = {int(q): int(c) for q, c, r in rows if r == 1}
@@ -170,6 +172,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--planted", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--aggregation", help="default: MatchConfig's (mean)")
     parser.add_argument("--methods", default="ours,naive")
     parser.add_argument("--method", help=argparse.SUPPRESS)  # internal: run one method in this process
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -182,7 +185,8 @@ def main() -> None:
             out = os.path.join(tmp, f"{method}.npy")
             command = [sys.executable, __file__, "--method", method, "--out", out, "--found", str(args.found),
                        "--lost", str(args.lost), "--photos", str(args.photos), "--dim", str(args.dim),
-                       "--planted", str(args.planted), "--seed", str(args.seed)]
+                       "--planted", str(args.planted), "--seed", str(args.seed),
+                       *(["--aggregation", args.aggregation] if args.aggregation else [])]
             done = subprocess.run(command, capture_output=True, text=True, check=True)
             results[method] = json.loads(done.stdout.strip().splitlines()[-1])
             rows[method] = {tuple(r) for r in np.load(out).tolist()}

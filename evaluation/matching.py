@@ -28,7 +28,10 @@ Candidate filters run before any scoring, so the scoring work is proportional to
   ``keep_unlocated=False`` excludes it.
 
 Scoring runs one query listing at a time: its photos against the photos of its candidates, gathered in blocks of at
-most ``block_photos`` gallery photos, as float32 matrix products. Pure NumPy/pandas/pyarrow; no Dagster.
+most ``block_photos`` gallery photos, as float32 matrix products. Under ``mean`` the score needs no photo pairs at all:
+the mean of all photo-pair cosines is the dot product of the two listings' mean photo vectors (``Listings.means``),
+one product per listing pair; photo pairs are then compared only for the kept top-N, to name the best pair.
+Pure NumPy/pandas/pyarrow; no Dagster.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -206,6 +210,24 @@ class Listings:
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
+    @cached_property
+    def means(self) -> np.ndarray:
+        """Each listing's mean photo vector (not renormalised), float32 ``(n, D)``: the mean of all photo-pair
+        cosines of two listings is the dot product of their means, so ``mean`` scores one product per pair."""
+        n, dim = len(self.ids), self.vectors.shape[1]
+        out = np.empty((n, dim), np.float32)
+        for count in np.unique(self.counts).tolist():  # (np.add.reduceat over rows is several times slower)
+            same = np.flatnonzero(self.counts == count)
+            if len(same) == n:  # every listing has ``count`` photos: the rows already are (n, count, D)
+                np.sum(self.vectors.reshape(n, count, dim), axis=1, out=out)
+                out /= count
+                break
+            for lo in range(0, len(same), 4096):
+                chunk = same[lo:lo + 4096]
+                rows = (self.starts[chunk, None] + np.arange(count)).reshape(-1)
+                out[chunk] = self.vectors[rows].reshape(len(chunk), count, dim).mean(axis=1)
+        return out
+
     @classmethod
     def from_frames(cls, listings: pd.DataFrame, photos: pd.DataFrame, vectors: np.ndarray) -> Listings:
         """``listings``: one row per listing: ``listing_id`` and optional ``url``, ``species``, ``date`` (when the
@@ -272,12 +294,13 @@ class MatchStats:
     excluded_species: int = 0
     excluded_location: int = 0
     listing_pairs_scored: int = 0
-    photo_pairs_scored: int = 0
+    mean_products: int = 0  # ``mean``: one product of mean photo vectors per listing pair scored
+    photo_pairs_scored: int = 0  # photo-pair cosines (under ``mean`` only the kept candidates' best-pair search)
     rules: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RULES, 0))
 
     def add(self, other: MatchStats) -> None:
         for name in ("queries", "listing_pairs_total", "excluded_date", "excluded_species", "excluded_location",
-                     "listing_pairs_scored", "photo_pairs_scored"):
+                     "listing_pairs_scored", "mean_products", "photo_pairs_scored"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.gallery = max(self.gallery, other.gallery)
         for rule, count in other.rules.items():
@@ -425,7 +448,6 @@ def _score(query: np.ndarray, gallery: Listings, cand: np.ndarray, aggregation: 
         best_g[lo:hi] = s + best // m
         stats.photo_pairs_scored += m * total
         lo = hi
-    stats.listing_pairs_scored += len(cand)
     return scores, photo_scores, best_q, best_g
 
 
@@ -442,6 +464,8 @@ def score_matrix(queries: Listings, gallery: Listings, aggregation: str = DEFAUL
     """Every query listing's score against every gallery listing, ``(len(queries), len(gallery))`` float32, no
     filters (pseudo-listing calibration and the aggregation benchmark)."""
     _check_dims(queries, gallery)
+    if parse_aggregation(aggregation) is None:
+        return queries.means @ gallery.means.T
     out = np.empty((len(queries), len(gallery)), np.float32)
     everything = np.arange(len(gallery))
     stats = MatchStats()
@@ -484,18 +508,28 @@ def match_listings(queries: Listings, gallery: Listings, query_kind: str, model_
     stats = MatchStats(queries=len(queries), gallery=len(gallery), listing_pairs_total=len(queries) * len(gallery))
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("q", "g", "rank", "score", "photo", "bq", "bg", "km",
                                                           "gap", "rule")}
+    mean = parse_aggregation(config.aggregation) is None
     with single_threaded_blas():
         for q in range(len(queries)):
             cand = filters.candidates(q, queries, stats)
             if not len(cand.gallery):
                 continue
             first, count = int(queries.starts[q]), int(queries.counts[q])
-            score, photo, bq, bg = _score(queries.vectors[first:first + count], gallery, cand.gallery,
-                                          config.aggregation, config.block_photos, stats)
-            top = _top_n(score, cand.gallery, config.top_n)
+            photos = queries.vectors[first:first + count]
+            stats.listing_pairs_scored += len(cand.gallery)
+            if mean:  # one product per listing pair; photo pairs only for the kept candidates' best pair
+                score = gallery.means[cand.gallery] @ queries.means[q]
+                stats.mean_products += len(cand.gallery)
+                top = _top_n(score, cand.gallery, config.top_n)
+                _, photo, bq, bg = _score(photos, gallery, cand.gallery[top], "max", config.block_photos, stats)
+            else:
+                score, photo, bq, bg = _score(photos, gallery, cand.gallery, config.aggregation,
+                                              config.block_photos, stats)
+                top = _top_n(score, cand.gallery, config.top_n)
+                photo, bq, bg = photo[top], bq[top], bg[top]
             for key, values in (("q", np.full(len(top), q)), ("g", cand.gallery[top]),
-                                ("rank", np.arange(1, len(top) + 1)), ("score", score[top]), ("photo", photo[top]),
-                                ("bq", first + bq[top]), ("bg", bg[top]), ("km", cand.distance_km[top]),
+                                ("rank", np.arange(1, len(top) + 1)), ("score", score[top]), ("photo", photo),
+                                ("bq", first + bq), ("bg", bg), ("km", cand.distance_km[top]),
                                 ("gap", cand.day_gap[top]), ("rule", cand.rule[top])):
                 parts[key].append(values)
     columns = {k: np.concatenate(v) if v else np.zeros(0, np.float64 if k == "km" else np.int64)

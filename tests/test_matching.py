@@ -247,17 +247,20 @@ def test_scoring_work_is_proportional_to_filtered_pairs() -> None:
                       for i, d in enumerate(rng.integers(0, 365, n))], per=3, dim=16)
     found = _listings([{"listing_id": f"rf{i}", "species": "cat", "date": "2024-06-01", "lat": MOSCOW[0],
                         "lng": MOSCOW[1]} for i in range(5)], per=2, dim=16, seed=1)
-    config = MatchConfig(top_n=1000)
+    config = MatchConfig(aggregation="max", top_n=1000)
     expected = sum(len(c.gallery) for _, c in candidate_pairs(found, lost, "found", config))
     stats = match_listings(found, lost, "found", "v1", config).stats
     assert stats["listing_pairs_scored"] == expected == stats["rule_distance"]
-    assert stats["photo_pairs_scored"] == expected * 2 * 3
+    assert stats["photo_pairs_scored"] == expected * 2 * 3 and stats["mean_products"] == 0
     assert expected < 0.1 * stats["listing_pairs_total"]  # the filters removed > 90 % before any scoring
     assert stats["listing_pairs_total"] - expected == (stats["excluded_date"] + stats["excluded_species"]
                                                        + stats["excluded_location"])
-    loose = match_listings(found, lost, "found", "v1", MatchConfig(top_n=1000, max_km=1e4, window_days=400,
-                                                                   slack_days=400)).stats
-    assert loose["photo_pairs_scored"] == 5 * (n // 2) * 2 * 3  # only the species filter left: half the gallery
+    loose = MatchConfig(aggregation="max", top_n=1000, max_km=1e4, window_days=400, slack_days=400)
+    assert match_listings(found, lost, "found", "v1", loose).stats["photo_pairs_scored"] == 5 * (n // 2) * 2 * 3
+    # mean: one product of mean vectors per candidate; photo pairs only for the kept top 3's best pair
+    mean = match_listings(found, lost, "found", "v1", MatchConfig(aggregation="mean", top_n=3)).stats
+    assert mean["mean_products"] == mean["listing_pairs_scored"] == expected
+    assert mean["photo_pairs_scored"] == 5 * 3 * 2 * 3
 
 
 def test_dimension_mismatch_is_a_user_error() -> None:
