@@ -10,7 +10,8 @@ rarely straddles them; ``random``: photos shuffled, bursts on both sides (optimi
 found pseudo-listing is ranked against all lost ones with ``evaluation.matching.score_matrix``; reported per
 aggregation: recall@1, recall@5, mean reciprocal rank (over dogs × splits; ``r1_split_sd``: spread of recall@1
 across splits) and the listing-level ROC AUC of genuine vs impostor scores. Prints one JSON object; skips (JSON
-with ``skipped``) when ../shared is absent.
+with ``skipped``) when ../shared is absent. Ends with a listing-level calibration of the default aggregation
+(``evaluation.calibration.listing_calibration``, 5 splits) and its statements at a few scores.
 Usage: uv run python bench/matching_aggregation.py [--splits 20] [--variant lite0|lite2-gem]
 """
 
@@ -75,8 +76,8 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from curation.frames import load_dataset
-    from evaluation.calibration import pseudo_listings, pseudo_sides
-    from evaluation.matching import score_matrix
+    from evaluation.calibration import listing_calibration, pseudo_listings, pseudo_sides
+    from evaluation.matching import DEFAULT_AGGREGATION, score_matrix
 
     frame = load_dataset(f"csv:{args.labels}")
     paths = frame["path"].astype(str).tolist()
@@ -121,9 +122,15 @@ def main() -> None:
         results[protocol] = {"queries": len(per_agg[AGGREGATIONS[0]]["ranks"]), "dogs": len(parts),
                              "mean_photos_per_listing": round(float(np.mean(listing_sizes)), 2),
                              "best_by_mrr": best, "aggregations": rows}
+    calibration = listing_calibration(frame.assign(shot=shots), vectors, f"frozen-{args.variant}", DEFAULT_AGGREGATION,
+                                      session_column="shot", min_photos=args.min_photos,
+                                      max_photos=args.max_photos, n_splits=5)
+    examples = {f"{score:.2f}": calibration.statement(score) for score in (0.5, 0.6, 0.7, 0.8)}
     print(json.dumps({"dataset": str(args.labels), "variant": args.variant, "photos": len(paths),
                       "identities": int(frame["identity_id"].nunique()), "splits": args.splits,
-                      "embed_s": round(embed_s, 1), "protocols": results}, indent=1))
+                      "embed_s": round(embed_s, 1), "protocols": results,
+                      "calibration": {"aggregation": DEFAULT_AGGREGATION, "source": calibration.source,
+                                      "statements": examples}}, indent=1))
 
 
 if __name__ == "__main__":

@@ -285,7 +285,8 @@ class Candidates:
 
 @dataclass
 class MatchStats:
-    """Counters of one matching run: the work done is proportional to ``listing_pairs_scored``."""
+    """Counters of one matching run. ``listing_pairs_total`` − the three ``excluded_*`` = ``listing_pairs_scored``
+    (= the sum of ``rules``): the scoring work is proportional to it, never to ``listing_pairs_total``."""
 
     queries: int = 0
     gallery: int = 0
@@ -297,14 +298,6 @@ class MatchStats:
     mean_products: int = 0  # ``mean``: one product of mean photo vectors per listing pair scored
     photo_pairs_scored: int = 0  # photo-pair cosines (under ``mean`` only the kept candidates' best-pair search)
     rules: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RULES, 0))
-
-    def add(self, other: MatchStats) -> None:
-        for name in ("queries", "listing_pairs_total", "excluded_date", "excluded_species", "excluded_location",
-                     "listing_pairs_scored", "mean_products", "photo_pairs_scored"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.gallery = max(self.gallery, other.gallery)
-        for rule, count in other.rules.items():
-            self.rules[rule] += count
 
     def to_dict(self) -> dict[str, Any]:
         return {**{k: v for k, v in dataclasses.asdict(self).items() if k != "rules"},
@@ -351,21 +344,7 @@ class _Filter:
             before = len(pool)
             pool = pool[(species == self.q_species[q]) | (species < 0)]
             stats.excluded_species += before - len(pool)
-        distance = np.full(len(pool), np.nan)
-        rule = np.full(len(pool), RULES.index(RULE_NO_LOCATION), dtype=np.int8)
-        keep = np.full(len(pool), config.keep_unlocated)
-        if np.isfinite(queries.lat[q]):
-            located = self.g_located[pool]
-            distance[located] = haversine_km(queries.lat[q], queries.lng[q], g.lat[pool[located]], g.lng[pool[located]])
-            rule[located] = RULES.index(RULE_DISTANCE)
-            keep[located] = distance[located] <= config.max_km
-        else:
-            located = np.zeros(len(pool), dtype=bool)
-        if self.q_city[q] >= 0:
-            cities = self.g_city[pool]
-            by_city = ~located & (cities >= 0)
-            rule[by_city] = RULES.index(RULE_SAME_CITY)
-            keep[by_city] = cities[by_city] == self.q_city[q]
+        distance, rule, keep = self._location(q, queries, pool)
         stats.excluded_location += int((~keep).sum())
         order = np.argsort(pool[keep], kind="stable")  # gallery order: the photo gather then reads memory forwards
         pool, distance, rule = pool[keep][order], distance[keep][order], rule[keep][order]
@@ -375,6 +354,25 @@ class _Filter:
             gap[dated] = self.sign * (day - g.days[pool[dated]])
         stats.rules.update({r: stats.rules[r] + int((rule == i).sum()) for i, r in enumerate(RULES)})
         return Candidates(gallery=pool, distance_km=distance, day_gap=gap, rule=rule)
+
+    def _location(self, q: int, queries: Listings, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(distance km, rule code, keep) of query ``q`` against gallery listings ``pool`` (module doc)."""
+        g, config = self.g, self.config
+        distance = np.full(len(pool), np.nan)
+        rule = np.full(len(pool), RULES.index(RULE_NO_LOCATION), dtype=np.int8)
+        keep = np.full(len(pool), config.keep_unlocated)
+        located = self.g_located[pool] if np.isfinite(queries.lat[q]) else np.zeros(len(pool), dtype=bool)
+        if located.any():
+            rows = pool[located]
+            distance[located] = haversine_km(queries.lat[q], queries.lng[q], g.lat[rows], g.lng[rows])
+            rule[located] = RULES.index(RULE_DISTANCE)
+            keep[located] = distance[located] <= config.max_km
+        if self.q_city[q] >= 0:
+            cities = self.g_city[pool]
+            by_city = ~located & (cities >= 0)
+            rule[by_city] = RULES.index(RULE_SAME_CITY)
+            keep[by_city] = cities[by_city] == self.q_city[q]
+        return distance, rule, keep
 
 
 def candidate_pairs(queries: Listings, gallery: Listings, query_kind: str,
@@ -583,8 +581,8 @@ def match_new_listings(new_found: Listings, open_lost: Listings, new_lost: Listi
 
 
 __all__ = [
-    "CANDIDATES_SCHEMA", "DEFAULT_AGGREGATION", "RULES", "Candidates", "Listings", "MatchConfig", "MatchError",
-    "MatchResult", "MatchStats", "aggregate", "candidate_pairs", "haversine_km", "listing_similarity",
+    "CANDIDATES_SCHEMA", "DEFAULT_AGGREGATION", "NO_DATE", "RULES", "Candidates", "Listings", "MatchConfig",
+    "MatchError", "MatchResult", "MatchStats", "aggregate", "candidate_pairs", "haversine_km", "listing_similarity",
     "match_listings", "match_new_listings", "normalise_city", "normalise_species", "parse_aggregation",
-    "score_matrix",
+    "score_matrix", "single_threaded_blas",
 ]
