@@ -114,41 +114,108 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _places(path: str | None):
+    """The ``--places`` table (Parquet or CSV) for ``build_index``, or ``None``."""
+    import pandas as pd
+
+    from evaluation.search import SearchError
+
+    if path is None:
+        return None
+    file = Path(path)
+    if not file.is_file():
+        raise SearchError(f"--places {path}: no such file")
+    try:
+        return pd.read_csv(file) if file.suffix.lower() == ".csv" else pd.read_parquet(file)
+    except Exception as exc:  # noqa: BLE001 (any reader failure is the file's: one line)
+        raise SearchError(f"--places {path}: cannot read it as {'CSV' if file.suffix.lower() == '.csv' else 'Parquet'}"
+                          f" ({type(exc).__name__}: {exc})") from None
+
+
 def cmd_index_build(args: argparse.Namespace) -> int:
     from evaluation.search import build_index
 
+    places = _places(args.places)  # a bad places file fails before the dataset is read or anything embedded
     frame = _load(args.dataset, test_only=False)
     info = build_index(frame, args.model, _registry(args), args.out, embedder=_embedder(args), cache_dir=_cache(args),
-                       dtype=args.dtype, backend=args.backend, batch_size=args.batch_size)
+                       dtype=args.dtype, backend=args.backend, batch_size=args.batch_size, places=places)
     print(json.dumps(info))
     return 0
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    from evaluation.plots import contact_sheet
-    from evaluation.search import SearchIndex, check_query_photo
+def _search_arguments(args: argparse.Namespace) -> dict:
+    """The query and filters of ``petid search`` as ``SearchIndex.search`` keywords, every value checked (a
+    ``SearchError``: one line, exit 2) before the index is loaded."""
+    from evaluation.search import SearchError, check_aggregation, check_query_photo, parse_point, parse_radius
 
-    check_query_photo(args.photo)  # SearchError (a UserError): one line, exit 2, before the index is loaded
+    if args.listing is not None and args.photos:
+        raise SearchError("give query photos or --listing, not both")
+    if args.listing is None and not args.photos:
+        raise SearchError("nothing to search with: give one or more PHOTOs of the animal, or --listing ID_OR_URL")
+    for photo in args.photos:
+        check_query_photo(photo)
+    check_aggregation(args.aggregation)
+    near = parse_point(args.near, "--near") if args.near is not None else None
+    if near is None and (args.radius_km is not None or args.include_unlocated):
+        raise SearchError("--radius-km and --include-unlocated need --near LAT,LNG")
+    radius = parse_radius(args.radius_km, "--radius-km") if args.radius_km is not None else None
+    return {"query": list(args.photos) or None, "listing": args.listing, "top_k": args.top_k, "species": args.species,
+            "kind": args.kind, "since": args.since, "until": args.until, "aggregation": args.aggregation,
+            "near": near, "radius_km": radius, "include_unlocated": args.include_unlocated}
+
+
+def _caption(r: dict) -> str:
+    km = f" {r['distance_km']:.1f}km" if r.get("distance_km") is not None else ""
+    return f"{r['rank']}. {r['identity_id']} {r['score']:.3f}{km} {r['kind'] or ''} {r['date'] or ''}"
+
+
+def _near_summary(found) -> str:
+    lat, lng = found.near
+    line = (f"near {lat:.4f},{lng:.4f} within {found.radius_km:g} km: {found.n_outside_radius} listing(s) farther "
+            "away left out")
+    if found.include_unlocated:
+        return line + f", {found.n_unlocated} without a location kept (--include-unlocated)"
+    return line + f", {found.n_unlocated} dropped for lack of a location (--include-unlocated keeps them)"
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    import re
+
+    from evaluation.plots import contact_sheet
+    from evaluation.search import SearchIndex
+
+    options = _search_arguments(args)  # bad input: one line, exit 2, before the index is loaded
     index = SearchIndex.load(args.index, backend=args.backend, registry_root=_registry(args))
-    results = index.query(args.photo, top_k=args.top_k, species=args.species, kind=args.kind, since=args.since,
-                          until=args.until)
+    found = index.search(**options)
+    results = found.results
+    what = f"listing {found.query_listing}" if found.query_listing else (
+        Path(found.query_photos[0]).name if len(found.query_photos) == 1 else f"{len(found.query_photos)} photos")
     # Never a fixed name in the shared temp folder (a planted symlink there would be followed): a fresh private
     # (0700) folder per run unless --sheet names the file.
-    sheet = Path(args.sheet) if args.sheet else Path(tempfile.mkdtemp(prefix="petid-search-")) / f"{Path(args.photo).stem}.png"
+    stem = re.sub(r"[^\w.-]+", "_", found.query_listing) if found.query_listing else Path(args.photos[0]).stem
+    sheet = Path(args.sheet) if args.sheet else Path(tempfile.mkdtemp(prefix="petid-search-")) / f"{stem}.png"
     contact_sheet(
-        [([args.photo, r["best_photo"]], f"{r['rank']}. {r['identity_id']} {r['score']:.3f} {r['kind'] or ''} "
-          f"{r['date'] or ''}") for r in results],
+        [([r["query_photo"], r["best_photo"]], _caption(r)) for r in results],
         sheet,
-        title=f"query {Path(args.photo).name} | best-matching photo of each candidate",
+        title=f"query {what} ({found.aggregation}) | best photo pair of each listing",
     )
     if args.json:
-        print(json.dumps({"query": str(args.photo), "results": results, "contact_sheet": str(sheet)},
+        summary = found.to_dict()
+        summary.pop("results")
+        print(json.dumps({"query": summary, "results": results, "contact_sheet": str(sheet)},
                          ensure_ascii=False, indent=2))
-    else:
-        for r in results:
-            print(f"{r['rank']:>3}  {r['score']:.3f}  {r['identity_id']}  {r['source']}  {r['species'] or '-'}  "
-                  f"{r['kind'] or '-'}  {r['date'] or '-'}  {r['url'] or '-'}  {r['best_photo']}")
-        print(f"contact sheet: {sheet}")
+        return 0
+    print(f"query: {what}, {len(found.query_photos)} photo(s), aggregation {found.aggregation}; "
+          f"{found.n_candidates} listing(s) passed the filters")
+    if found.near is not None:
+        print(_near_summary(found))
+    for r in results:
+        km = (f"{r['distance_km']:>7.1f} km  " if r["distance_km"] is not None else "      - km  ") \
+            if found.near is not None else ""
+        print(f"{r['rank']:>3}  {r['score']:.3f}  {km}{r['n_photos']:>2} ph  {r['identity_id']}  {r['source']}  "
+              f"{r['species'] or '-'}  {r['kind'] or '-'}  {r['date'] or '-'}  {r['url'] or '-'}  "
+              f"{r['query_photo'] or '-'} ~ {r['best_photo']} ({r['photo_score']:.3f})")
+    print(f"contact sheet: {sheet}")
     return 0
 
 
@@ -190,17 +257,29 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--dtype", choices=("float16", "float32"), default="float16")
     b.add_argument("--backend", choices=("auto", "exact", "binary", "usearch"), default="auto",
                    help="auto: exact up to 200k photos, binary codes + exact re-rank above")
+    b.add_argument("--places", help="Parquet/CSV, one row per listing: identity_id and any of lat, lng, city, title "
+                   "(lets `petid search --near` filter by distance)")
     _common(b)
     b.set_defaults(func=cmd_index_build)
 
-    p = sub.add_parser("search", help="find the animal in a photo: one row per candidate, plus a contact sheet")
-    p.add_argument("photo")
+    p = sub.add_parser("search", help="find the listing of the animal in your photos: one row per listing, plus a "
+                       "contact sheet")
+    p.add_argument("photos", nargs="*", metavar="PHOTO", help="one or more photos of the same animal")
+    p.add_argument("--listing", metavar="ID_OR_URL",
+                   help="search with an indexed listing's own photos (identity id or url) instead; it is left out")
     p.add_argument("--index", required=True, help="index folder from `petid index build`")
-    p.add_argument("--top-k", type=_positive_int, default=10, help="candidate animals to return (default 10)")
+    p.add_argument("--top-k", type=_positive_int, default=10, help="candidate listings to return (default 10)")
+    p.add_argument("--aggregation", default="mean",
+                   help="listing score from its query x listing photo pairs: mean (default), max or top<k>mean")
     p.add_argument("--species", choices=("cat", "dog", "other"))
     p.add_argument("--kind", choices=("lost", "found"), help="kind of listing to return (found a pet: --kind lost)")
-    p.add_argument("--since", help="only animals listed on/after this ISO date (undated ones are kept)")
-    p.add_argument("--until", help="only animals listed on/before this ISO date")
+    p.add_argument("--since", help="only listings dated on/after this ISO date (undated ones are kept)")
+    p.add_argument("--until", help="only listings dated on/before this ISO date")
+    p.add_argument("--near", metavar="LAT,LNG",
+                   help="only listings within --radius-km of this point (degrees; negative: --near=-33.92,18.42)")
+    p.add_argument("--radius-km", metavar="R", help="radius for --near in km (default 30, as matching)")
+    p.add_argument("--include-unlocated", action="store_true",
+                   help="with --near: keep listings without coordinates (default: dropped, and counted)")
     p.add_argument("--backend", choices=("auto", "exact", "binary", "usearch"), help="override the index's backend")
     p.add_argument("--sheet", help="contact-sheet PNG path (default: a new private folder in the temp folder)")
     p.add_argument("--json", action="store_true")
