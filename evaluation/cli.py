@@ -188,8 +188,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     index = SearchIndex.load(args.index, backend=args.backend, registry_root=_registry(args))
     found = index.search(**options)
     results = found.results
-    what = f"listing {found.query_listing}" if found.query_listing else (
-        Path(found.query_photos[0]).name if len(found.query_photos) == 1 else f"{len(found.query_photos)} photos")
+    n = len(found.query_photos)
+    what = f"listing {found.query_listing}" if found.query_listing else ", ".join(
+        Path(p).name for p in found.query_photos[:3]) + (", ..." if n > 3 else "")
+    what += f" ({n} photo{'s' if n != 1 else ''})"
     # Never a fixed name in the shared temp folder (a planted symlink there would be followed): a fresh private
     # (0700) folder per run unless --sheet names the file.
     stem = re.sub(r"[^\w.-]+", "_", found.query_listing) if found.query_listing else Path(args.photos[0]).stem
@@ -205,8 +207,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(json.dumps({"query": summary, "results": results, "contact_sheet": str(sheet)},
                          ensure_ascii=False, indent=2))
         return 0
-    print(f"query: {what}, {len(found.query_photos)} photo(s), aggregation {found.aggregation}; "
-          f"{found.n_candidates} listing(s) passed the filters")
+    print(f"query: {what}, aggregation {found.aggregation}; {found.n_candidates} listing(s) passed the filters")
     if found.near is not None:
         print(_near_summary(found))
     for r in results:

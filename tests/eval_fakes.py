@@ -63,3 +63,16 @@ def make_photos(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def blend_photos(a: str | Path, b: str | Path, weight_a: float, out: Path) -> str:
+    """Write ``weight_a`` × photo ``a`` + (1 − ``weight_a``) × photo ``b`` (same size) as a JPEG: an ambiguous
+    photo that looks more like ``b`` when ``weight_a < 0.5``; returns its path."""
+    from PIL import Image
+
+    with Image.open(a) as img_a, Image.open(b) as img_b:
+        pixels = weight_a * np.asarray(img_a.convert("RGB"), np.float32) + \
+            (1 - weight_a) * np.asarray(img_b.convert("RGB"), np.float32)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(out, quality=95)
+    return str(out)

@@ -59,6 +59,9 @@ def test_planted_queries_find_their_identity(gallery: pd.DataFrame, tmp_path: Pa
         assert [r["rank"] for r in results] == [1, 2, 3, 4, 5]
         assert all(a["score"] >= b["score"] for a, b in zip(results, results[1:]))
         assert results[0]["url"] == f"https://example.org/{planted.identity_id.split(':')[1]}"
+        best_pair = index.query(planted.path, top_k=5, aggregation="max")  # the pre-listing ranking: best photo
+        assert best_pair[0]["identity_id"] == planted.identity_id and best_pair[0]["score"] >= results[0]["score"]
+        assert best_pair[0]["score"] == pytest.approx(best_pair[0]["photo_score"]) == pytest.approx(1.0, abs=2e-3)
 
 
 def test_filters_as_in_kashtanka(gallery: pd.DataFrame, tmp_path: Path) -> None:
