@@ -30,22 +30,28 @@ class SplitConfig(Config):
 OWNERS = ["team:petid-data"]
 
 
-@asset(group_name="dataset", kinds={"parquet"}, code_version="1", owners=OWNERS)
+@asset(group_name="dataset", kinds={"parquet"}, code_version="2", owners=OWNERS)
 def image_manifest(
-    context: AssetExecutionContext, config: SplitConfig, deduplicated_images: pa.Table, animal_crops: pa.Table
+    context: AssetExecutionContext, config: SplitConfig, deduplicated_images: pa.Table, animal_crops: pa.Table,
+    match_decisions: pa.Table,
 ) -> MaterializeResult:
     """One row per curated image: identity, source, species, paths, size, hashes, detector box/crop and split
-    (``excluded`` for identities with fewer than ``min_photos`` photos, which stay in the manifest)."""
+    (``excluded`` for identities with fewer than ``min_photos`` photos, which stay in the manifest). Listings a
+    reviewer confirmed as the same animal share one identity (the listing's own id kept in ``merged_from``)."""
+    from curation.decisions import identity_merges
     from curation.identity_stats import split_counts
     from curation.manifest import build_image_manifest
 
-    manifest = build_image_manifest(deduplicated_images, animal_crops, min_photos=config.min_photos, seed=config.seed)
+    merges = identity_merges(match_decisions)
+    manifest = build_image_manifest(deduplicated_images, animal_crops, min_photos=config.min_photos, seed=config.seed,
+                                    merges=merges)
     splits = split_counts(manifest)
     return MaterializeResult(
         value=manifest,
         metadata={
             "images": manifest.num_rows,
             "identities": len(pc.unique(manifest.column("identity_id"))),
+            "listings_merged_by_review": sum(1 for k, v in merges.items() if k != v),
             "images_per_split": preview(splits, splits.column_names),
             "preview": preview(manifest, ["image_id", "identity_id", "source", "species", "split", "width", "height"]),
         },

@@ -162,19 +162,22 @@ def _interval_text(bounds) -> str:
     return f"[{bounds[0]:.3f}, {bounds[1]:.3f}]" if bounds else "—"
 
 
-@asset(group_name="model", kinds={"pytorch", "html"}, code_version="2", owners=OWNERS)
+@asset(group_name="model", kinds={"pytorch", "html"}, code_version="3", owners=OWNERS)
 def evaluation_report(
     context: AssetExecutionContext,
     reid_model: pa.Table,
     dataset_splits: pa.Table,
+    image_manifest: pa.Table,
+    match_decisions: pa.Table,
     storage: StorageResource,
     registry: ModelRegistryResource,
 ) -> MaterializeResult:
     """Identification (Top-1/5/10, mAP) and verification (ROC AUC, EER) with 95 % intervals on test animals never
     seen in training, for the production model beside the frozen backbone (and the trained candidate when the gate
-    kept it out), with a McNemar test; report JSON, Markdown/HTML, plots and the verification pairs under
+    kept it out), with a McNemar test, and the listing pairs reviewers rejected as hard negatives; report JSON, Markdown/HTML, plots and the verification pairs under
     ``reports/<trained version>``; the plots are shown here, the report itself is linked."""
-    from curation.frames import model_frame
+    from curation.decisions import hard_negatives
+    from curation.frames import by_listing, model_frame
     from evaluation.evaluate import HEADLINE, evaluate
     from evaluation.report import FIGURES
 
@@ -182,8 +185,10 @@ def evaluation_report(
     production, baseline = lineage["production_version"], lineage["baseline_version"]
     test = model_frame(dataset_splits, splits=("test",))
     out_dir = storage.layout.reports / lineage["trained_version"]
+    negatives = hard_negatives(match_decisions)
     report = evaluate(test, production, registry.path, out_dir, storage.layout.cache / "embeddings",
-                      baseline_ref=baseline, candidate_ref=lineage["trained_version"])
+                      baseline_ref=baseline, candidate_ref=lineage["trained_version"], hard_negatives=negatives,
+                      listing_photos=by_listing(model_frame(image_manifest)) if negatives else None)
     entries = [("production " + production, report), ("frozen backbone", report.get("baseline") or {})]
     if report.get("candidate"):
         entries.append(("candidate " + lineage["trained_version"], report["candidate"]))
@@ -200,6 +205,7 @@ def evaluation_report(
             "n_identities": int(report.get("n_identities", 0)),
             "n_images": int(report.get("n_images", 0)),
             "mcnemar_p": metric(float((report.get("mcnemar") or {}).get("p_value", 1.0))),
+            "hard_negatives": len(report.get("hard_negatives") or []),
             "headline": records_table(rows),
             "report": MetadataValue.path(str(out_dir / "report.html")),
             "report_url": MetadataValue.url((out_dir / "report.html").absolute().as_uri()),

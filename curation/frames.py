@@ -47,3 +47,11 @@ def load_dataset(spec: str, home: Path | None = None) -> pd.DataFrame:
     from scrapers.datasets import load_catalogue  # importers live with the other ingestion code
 
     return load_catalogue(spec).to_pandas()
+
+
+def by_listing(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with ``identity_id`` back at each photo's own listing where a merge (a reviewer's ``same``, the
+    dedup merge policy) rewrote it: what listing-level scores such as hard negatives need."""
+    if "merged_from" not in frame:
+        return frame
+    return frame.assign(identity_id=frame["merged_from"].where(frame["merged_from"].notna(), frame["identity_id"]))

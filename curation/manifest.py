@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -37,6 +39,7 @@ IMAGE_MANIFEST_SCHEMA = pa.schema(
         pa.field("det_species", pa.string()),
         pa.field("det_conf", pa.float32()),
         pa.field("split", pa.string(), nullable=False),  # train | val | test | excluded
+        pa.field("merged_from", pa.string()),  # the listing's own identity when a merge rewrote identity_id
     ]
 )
 
@@ -132,15 +135,22 @@ def build_image_manifest(
     min_photos: int = 2,
     seed: int = 0,
     ratios: tuple[float, float, float] = DEFAULT_RATIOS,
+    merges: Mapping[str, str] | None = None,
 ) -> pa.Table:
     """The image manifest: deduplicated ``images`` joined with detector ``crops`` on ``image_id`` (rows without
     a crop row get ``crop_status`` ``disabled``), plus each identity's split (identity-disjoint, stratified by
     source and species, stable as data grows). Identities with fewer than ``min_photos`` images get split
-    ``excluded`` and stay in the manifest. Validated against ``IMAGE_MANIFEST_SCHEMA``."""
+    ``excluded`` and stay in the manifest. ``merges`` (``curation.decisions.identity_merges`` of the reviewers'
+    ``same`` pairs) rewrites identities before the split, so both listings of one animal share it. Validated
+    against ``IMAGE_MANIFEST_SCHEMA``."""
     missing = [c for c in REQUIRED_IMAGE_COLUMNS if c not in images.column_names]
     if missing:
         raise ManifestSchemaError(f"images table lacks required column(s) {missing}")
     table = images.drop_columns([c for c in CROPS_SCHEMA.names if c != "image_id" and c in images.column_names])
+    if merges:
+        from curation.decisions import apply_identity_merges
+
+        table = apply_identity_merges(table, merges)
     if crops is not None and crops.num_rows:
         crops = conform(crops, CROPS_SCHEMA)
         # index_in finds the first crop row per image_id (the same content under two identities may repeat);

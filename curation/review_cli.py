@@ -68,10 +68,10 @@ def _pending(args: argparse.Namespace) -> int:
     if not path.exists():
         raise UserError(f"no candidates at {path}: materialize `match_candidates` first (petid demo)")
     decided = set(DecisionLog(layout.decisions).latest().column("pair_id").to_pylist())
-    columns = ["query_listing", "candidate_listing", "rank", "score", "distance_km", "day_gap"]
+    columns = ["query_id", "candidate_id", "rank", "score", "distance_km", "day_gap"]
     table = pq.read_table(path)
     rows = [{k: r.get(k) for k in columns if k in r} for r in table.to_pylist()
-            if pair_id(r["query_listing"], r["candidate_listing"]) not in decided]
+            if pair_id(r["query_id"], r["candidate_id"]) not in decided]
     _print_rows(rows[: args.limit], args.json)
     return 0
 

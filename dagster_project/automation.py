@@ -16,6 +16,7 @@ CONDITIONS: dict[str, AutomationCondition] = {
     "curation": AutomationCondition.eager(),
     "dataset": AutomationCondition.eager(),
     "model": AutomationCondition.eager(),
+    "matching": AutomationCondition.eager(),
 }
 
 FRESHNESS: dict[str, FreshnessPolicy] = {
@@ -27,6 +28,8 @@ FRESHNESS: dict[str, FreshnessPolicy] = {
                                            warn_window=schedules.CURATED_WARN_AFTER),
     "model": FreshnessPolicy.time_window(fail_window=schedules.MODEL_FAIL_AFTER,
                                          warn_window=schedules.MODEL_WARN_AFTER),
+    "matching": FreshnessPolicy.time_window(fail_window=schedules.CURATED_FAIL_AFTER,
+                                            warn_window=schedules.CURATED_WARN_AFTER),
 }
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from dagster import Definitions, in_process_executor
 
-from assets import curation, dataset, ingest, model
+from assets import curation, dataset, ingest, matching, model
 from dagster_project.automation import apply_cadence
 from dagster_project.deployments import production_resources, resources_for
 from dagster_project.jobs import full_pipeline_job, nightly_refresh_job, train_evaluate_job
@@ -30,7 +30,7 @@ def build_defs(deployment: str | None = None, **options: Any) -> Definitions:
 
     Steps run in the run's own process (``in_process_executor``): most steps are light, and a process start per
     step cost more than the work (a UI nightly refresh took 134 s for 55 s of steps)."""
-    assets = apply_cadence(ingest.defs, curation.defs, dataset.defs, model.defs)
+    assets = apply_cadence(ingest.defs, curation.defs, dataset.defs, model.defs, matching.defs)
     return Definitions.merge(
         assets,
         Definitions(

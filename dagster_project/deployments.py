@@ -19,12 +19,18 @@ from typing import Any
 from dagster import EnvVar
 
 from dagster_project.io_managers import ParquetIOManager
-from dagster_project.local_site import LocalSiteHttpResource, SampleTelegramResource, SampleWorldResource
+from dagster_project.local_site import (
+    LocalSiteHttpResource,
+    SampleMatchingResource,
+    SampleTelegramResource,
+    SampleWorldResource,
+)
 from dagster_project.resources import (
     AlertsResource,
     DatasetsResource,
     DetectorResource,
     HttpClientResource,
+    MatchingResource,
     ModelRegistryResource,
     StorageResource,
     TelegramResource,
@@ -48,6 +54,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "PETID_DATASETS": ("datasets.specs", "';'-separated FORMAT:PATH published datasets"),
     "PETID_DETECTOR": ("detector.weights", "YOLO weights (file or exported folder); unset = no crops"),
     "PETID_TRAIN_PRESET": ("training.preset", "auto | small | recipe | demo"),
+    "PETID_KNOWN_MATCHES": ("matching.known_matches_csv", "CSV of true lost/found pairs to report recall on"),
     "PETID_ALERT_WEBHOOK": ("alerts.webhook_url", "JSON webhook for new lost/found candidates; unset = no alerts"),
     "PETID_ALERT_MIN_SCORE": ("alerts.min_score", "minimum candidate score posted (0.8)"),
     "PETID_SAMPLE_SEED": ("sample.seed", "demo only: seed of the sample world (0)"),
@@ -108,6 +115,7 @@ def production_resources(home: str | None = None) -> dict[str, Any]:
         "datasets": DatasetsResource(specs=env_list("PETID_DATASETS", ";")),
         "detector": DetectorResource(weights=env_str("PETID_DETECTOR")),
         "training": TrainingResource(preset=env_str("PETID_TRAIN_PRESET", "auto")),
+        "matching": MatchingResource(known_matches_csv=env_str("PETID_KNOWN_MATCHES")),
         "alerts": AlertsResource(webhook_url=env_str("PETID_ALERT_WEBHOOK"),
                                  min_score=env_float("PETID_ALERT_MIN_SCORE", 0.8)),
     }
@@ -127,6 +135,7 @@ def demo_resources(home: str | None = None, seed: int | None = None, n_animals: 
         "http": LocalSiteHttpResource(world=world),
         "telegram": SampleTelegramResource(world=world, **{k: getattr(telegram, k) for k in TelegramResource.model_fields}),
         "training": TrainingResource(preset="demo"),
+        "matching": SampleMatchingResource(world=world),
     }
 
 

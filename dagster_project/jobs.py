@@ -12,8 +12,8 @@ nightly_refresh_job = define_asset_job(
 
 train_evaluate_job = define_asset_job(
     name="train_and_evaluate",
-    selection=AssetSelection.groups("model"),
-    description="Train (or reuse) the re-identification model, evaluate it beside the baseline, rebuild search.",
+    selection=AssetSelection.groups("model", "matching"),
+    description="Train (or reuse) the re-identification model, evaluate it beside the baseline, rebuild search, match lost and found listings.",
 )
 
 full_pipeline_job = define_asset_job(

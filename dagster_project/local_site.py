@@ -14,7 +14,7 @@ from typing import Any
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
-from dagster_project.resources import HttpClientResource, StorageResource, TelegramResource
+from dagster_project.resources import HttpClientResource, MatchingResource, StorageResource, TelegramResource
 
 SAMPLE_ORIGIN = "http://pet911.sample.invalid"  # .invalid never resolves: without the route nothing is reached
 
@@ -74,3 +74,14 @@ class SampleTelegramResource(TelegramResource):
 
     def exports(self) -> list[str]:
         return [*super().exports(), str(self.world.dirs().telegram_export_dir)]
+
+
+class SampleMatchingResource(MatchingResource):
+    """``MatchingResource`` whose known true pairs are the sample world's planted lost → found matches."""
+
+    world: SampleWorldResource
+
+    def known_pairs(self) -> list[tuple[str, str]]:
+        from petid_sample import load_planted_matches
+
+        return [(m.lost.identity_id, m.found.identity_id) for m in load_planted_matches(self.world.dirs().root)]

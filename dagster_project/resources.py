@@ -145,6 +145,39 @@ class AlertsResource(ConfigurableResource):
     timeout_s: float = Field(default=10.0, description="Seconds the webhook may take to answer.")
 
 
+class MatchingResource(ConfigurableResource):
+    """How lost ↔ found candidates are chosen (``evaluation.matching.MatchConfig``) and which pairs are known to be
+    true, so every run reports recall (confirmed ``same`` decisions count too)."""
+
+    top_n: int = Field(default=10, description="Candidates kept per new listing.")
+    max_km: float = Field(default=30.0, description="Radius when both listings have coordinates.")
+    window_days: int = Field(default=60, description="The found date may be at most this many days after the loss.")
+    slack_days: int = Field(default=3, description="... and at most this many days before it.")
+    aggregation: str = Field(default="mean", description="Listing score from photo pairs: mean | max | top<k>mean.")
+    keep_unlocated: bool = Field(default=True, description="Keep (marked no-location) pairs no place can check.")
+    known_matches_csv: str | None = Field(default=None, description="CSV of true pairs (lost_identity_id, "
+                                                                   "found_identity_id) to measure recall on.")
+
+    def match_config(self) -> Any:
+        from evaluation.matching import MatchConfig
+
+        return MatchConfig(aggregation=self.aggregation, top_n=self.top_n, max_km=self.max_km,
+                           window_days=self.window_days, slack_days=self.slack_days,
+                           keep_unlocated=self.keep_unlocated)
+
+    def known_pairs(self) -> list[tuple[str, str]]:
+        """(lost, found) identity ids of the configured true pairs (rows with a ``role`` other than ``match`` are
+        decoys or twins, not pairs)."""
+        if not self.known_matches_csv:
+            return []
+        import pandas as pd
+
+        frame = pd.read_csv(self.known_matches_csv, dtype=str)
+        if "role" in frame:
+            frame = frame[frame["role"] == "match"]
+        return list(zip(frame["lost_identity_id"], frame["found_identity_id"]))
+
+
 class ModelRegistryResource(ConfigurableResource):
     """The versioned model registry, ``<storage root>/models``."""
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from petid.errors import UserError
 
-ALERT_FIELDS = ("query_listing", "candidate_listing", "rank", "score", "statement", "distance_km", "day_gap", "rule",
+ALERT_FIELDS = ("query_id", "candidate_id", "rank", "score", "statement", "distance_km", "day_gap", "rule",
                 "query_url", "candidate_url", "model_version")
 
 
@@ -31,7 +31,7 @@ def alert_rows(candidates: pa.Table, min_score: float, already_sent: Iterable[st
     sent = set(already_sent)
     rows = []
     for row in candidates.to_pylist():
-        pid = pair_id(row["query_listing"], row["candidate_listing"])
+        pid = pair_id(row["query_id"], row["candidate_id"])
         if row.get("score") is not None and row["score"] >= min_score and pid not in sent:
             rows.append({"pair_id": pid, **{k: row[k] for k in ALERT_FIELDS if k in row}})
     return sorted(rows, key=lambda r: -r["score"])

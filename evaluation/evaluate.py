@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,6 +136,8 @@ def evaluate(
     phash_threshold: int = 8,
     candidate_ref: str | None = None,
     n_boot: int = 1000,
+    hard_negatives: Sequence[tuple[str, str]] = (),
+    listing_photos: pd.DataFrame | None = None,
 ) -> dict:
     """Evaluate ``model_ref`` and ``baseline_ref`` on ``frame``; write report.json/.md/.html, plots and the
     verification pairs (``pairs.csv``, with every model's score) to ``out_dir``.
@@ -145,6 +147,9 @@ def evaluate(
     ``delta_intervals`` (model − baseline, paired), ``mcnemar`` (top-1 hits, model = A vs baseline = B),
     ``per_source``/``per_species``, ``queries`` (per-query ``path``, ``identity``, ``hit1``, ``rank``) and, with
     ``candidate_ref`` (a trained version the gate kept out of production), ``candidate`` measured the same way.
+    ``hard_negatives``: listing pairs reviewers said are different animals, scored listing to listing by every
+    model on their photos in ``listing_photos`` (``identity_id``, ``path``; any split) — ``hard_negatives`` in the
+    report: how high each model still scores them.
     """
     from evaluation.intervals import bootstrap_intervals
     from evaluation.report import write_report
@@ -206,10 +211,35 @@ def evaluate(
                                "intervals": intervals["candidate"],
                                "mcnemar_vs_baseline": mcnemar(candidate.identification.hits(1),
                                                               baseline.identification.hits(1))}
+    if hard_negatives:
+        report["hard_negatives"] = score_hard_negatives(hard_negatives, listing_photos, embedders, cache_dir,
+                                                        batch_size)
     report = _clean(report)
     write_report(report, Path(out_dir), frame, model, baseline)
     write_pairs(Path(out_dir) / "pairs.csv", frame, pairs, evaluations)
     return report
+
+
+def score_hard_negatives(pairs: Sequence[tuple[str, str]], photos: pd.DataFrame | None,
+                         embedders: dict[str, PhotoEmbedder], cache_dir: str | os.PathLike[str] | None,
+                         batch_size: int = 32) -> list[dict[str, Any]]:
+    """Each rejected pair's listing-level score (mean of all photo pairs, as matching scores it) per model; pairs
+    without photos on both sides are listed with null scores."""
+    from evaluation.matching import listing_similarity
+
+    wanted = {i for pair in pairs for i in pair}
+    photos = (photos[photos["identity_id"].isin(wanted)].reset_index(drop=True) if photos is not None
+              else pd.DataFrame(columns=["identity_id", "path"]))
+    vectors = {name: embed_frame(photos, e, cache_dir, batch_size=batch_size) if len(photos) else None
+               for name, e in embedders.items()}
+    rows = []
+    for a, b in pairs:
+        ia, ib = (photos.index[photos["identity_id"] == x].to_numpy() for x in (a, b))
+        row: dict[str, Any] = {"listing_a": a, "listing_b": b}
+        for name, v in vectors.items():
+            row[f"score_{name}"] = (float(listing_similarity(v[ia], v[ib])) if len(ia) and len(ib) else None)
+        rows.append(row)
+    return rows
 
 
 def write_pairs(path: Path, frame: pd.DataFrame, pairs: Pairs, evaluations: dict[str, ModelEvaluation]) -> Path:

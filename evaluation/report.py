@@ -145,12 +145,35 @@ def _markdown(report: dict[str, Any], counts: str, headline_md: str, intervals_m
             mc_line,
             "## Breakdown",
             *groups_md,
+            *_hard_negative_lines(report),
             "## Figures",
             f"![ROC]({FIGURES['roc']})",
             f"![genuine/impostor scores]({FIGURES['scores']})",
             f"![worst false matches]({FIGURES['worst']})",
         ]
     )
+
+
+def _hard_negative_rows(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    rows = report.get("hard_negatives") or []
+    models = [k for k in (rows[0] if rows else {}) if k.startswith("score_")]
+    return ["listing A", "listing B", *models], [[r["listing_a"], r["listing_b"], *(r[m] for m in models)]
+                                                 for r in rows]
+
+
+def _hard_negative_lines(report: dict[str, Any]) -> list[str]:
+    """Pairs reviewers rejected, with each model's listing score (lower is better)."""
+    if not report.get("hard_negatives"):
+        return []
+    header, rows = _hard_negative_rows(report)
+    return ["## Hard negatives (pairs reviewers said are different animals)", markdown_table(header, rows)]
+
+
+def _hard_negative_html(report: dict[str, Any]) -> str:
+    if not report.get("hard_negatives"):
+        return ""
+    header, rows = _hard_negative_rows(report)
+    return "<h2>Hard negatives (pairs reviewers said are different animals)</h2>" + html_table(header, rows)
 
 
 def _html(report: dict[str, Any], counts: str, headline_html: str, intervals_html: str, intervals_note: str,
@@ -162,7 +185,8 @@ def _html(report: dict[str, Any], counts: str, headline_html: str, intervals_htm
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}</style></head><body>"
         f"<h1>Evaluation report: {html.escape(str(report['model']))}</h1><p>{html.escape(counts)}</p>"
-        f"{headline_html}{intervals_html}<p>{html.escape(intervals_note)}</p><p>{html.escape(mc_line)}</p><h2>Breakdown</h2>{''.join(groups_html)}<h2>Figures</h2>"
+        f"{headline_html}{intervals_html}<p>{html.escape(intervals_note)}</p><p>{html.escape(mc_line)}</p><h2>Breakdown</h2>{''.join(groups_html)}"
+        + _hard_negative_html(report) + "<h2>Figures</h2>"
         + "".join(f"<p><img src='{FIGURES[k]}' alt='{k}'></p>" for k in ("roc", "scores", "worst"))
         + "</body></html>"
     )

@@ -76,7 +76,7 @@ def _side(card: ListingCard, out_dir: Path) -> str:
 
 
 def _pair(row: Mapping[str, Any], cards: Mapping[str, ListingCard], decision: str | None, out_dir: Path) -> str:
-    query, candidate = row["query_listing"], row["candidate_listing"]
+    query, candidate = row["query_id"], row["candidate_id"]
     facts = [f'<span class="score">score {row["score"]:.3f}</span>', f'rank {row.get("rank")}']
     if row.get("statement"):
         facts.append(_e(row["statement"]))
@@ -96,7 +96,7 @@ def _pair(row: Mapping[str, Any], cards: Mapping[str, ListingCard], decision: st
 def write_review_page(rows: Sequence[Mapping[str, Any]], cards: Mapping[str, ListingCard], out_dir: str | Path,
                       decisions: Mapping[str, str] | None = None, title: str = "petid — lost ↔ found candidates",
                       subtitle: str = "") -> Path:
-    """Write ``out_dir/index.html`` for candidate ``rows`` (``query_listing``, ``candidate_listing``, ``score``,
+    """Write ``out_dir/index.html`` for candidate ``rows`` (``query_id``, ``candidate_id``, ``score``,
     optional ``pair_id``, ``rank``, ``statement``, ``distance_km``, ``day_gap``, ``rule``); ``decisions`` maps
     pair ids to a recorded verdict. Returns the page's path."""
     out = Path(out_dir)

@@ -69,7 +69,7 @@ def test_petid_review_records_and_lists_decisions(tmp_path: Path, capsys: pytest
 
     home = tmp_path / "home"
     (home / "tables").mkdir(parents=True)
-    pq.write_table(pa.table({"query_listing": ["f1", "f1"], "candidate_listing": ["l1", "l2"], "rank": [1, 2],
+    pq.write_table(pa.table({"query_id": ["f1", "f1"], "candidate_id": ["l1", "l2"], "rank": [1, 2],
                              "score": [0.9, 0.5]}), home / "tables" / "match_candidates.parquet")
     assert main(["review", "--home", str(home), "decide", "f1", "l1", "same", "--reviewer", "anna"]) == 0
     assert "recorded same" in capsys.readouterr().out

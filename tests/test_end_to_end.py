@@ -144,3 +144,63 @@ def test_a_truncated_curated_photo_fails_the_run(demo_home: Path) -> None:
         assert not result.asset_materializations_for_node("identity_manifest")  # blocked downstream
     finally:
         victim.write_bytes(original)
+
+
+def _planted(demo_home: Path) -> list:
+    from petid_sample import load_planted
+
+    (world,) = (demo_home / "sample").glob("v*-seed-0-n36")
+    return load_planted(world)
+
+
+def test_matching_finds_the_planted_pairs_and_the_filters_hold(demo_home: Path) -> None:
+    """The planted lost → found pairs are ranked, the far and late twins are filtered out, every candidate obeys the
+    configured radius and window, and the run reports recall on the known pairs."""
+    from dagster import AssetKey, DagsterInstance
+
+    candidates = pq.read_table(demo_home / "tables" / "match_candidates.parquet").to_pandas()
+    planted = _planted(demo_home)
+    pairs = {frozenset((c.lost.identity_id, c.found.identity_id)) for c in planted if c.role == "match"}
+    twins = {frozenset((c.lost.identity_id, c.found.identity_id)) for c in planted if c.role.endswith("twin")}
+    found = {frozenset((q, c)): r for q, c, r in zip(candidates.query_id, candidates.candidate_id, candidates["rank"])}
+    assert len(pairs) >= 5 and twins
+    assert sum(pair in found and found[pair] <= 5 for pair in pairs) >= len(pairs) - 1
+    assert not twins & set(found)  # 100+ km away or 90+ days later: never candidates
+    located = candidates[candidates.rule == "distance"]
+    assert (located.distance_km <= 30).all() and candidates.day_gap.dropna().between(-3, 60).all()
+    with DagsterInstance.from_config(str(demo_home / "dagster")) as instance:
+        meta = instance.get_latest_materialization_event(AssetKey("match_candidates")).asset_materialization.metadata
+    assert meta["known_pairs"].value == len(pairs) and meta["recall@5"].value >= 0.8
+    page = demo_home / "review" / "index.html"
+    assert page.exists() and "petid review decide" in page.read_text()
+
+
+def test_review_decisions_feed_back_into_identities_and_evaluation(demo_home: Path) -> None:
+    """`same` merges the two listings into one identity in the next manifests; `different` is a hard negative in
+    the next evaluation report; both come from the durable log, so a rerun keeps them."""
+    from dagster import AssetSelection, materialize
+
+    from dagster_project.definitions import build_defs
+    from petid_app.cli import main
+
+    match, other = [c for c in _planted(demo_home) if c.role == "match"][:2]
+    home = str(demo_home)
+    assert main(["review", "--home", home, "decide", match.found.identity_id, match.lost.identity_id, "same",
+                 "--reviewer", "test"]) == 0
+    assert main(["review", "--home", home, "decide", other.found.identity_id, match.lost.identity_id, "different",
+                 "--reviewer", "test"]) == 0
+    defs = build_defs("demo", home=home, n_animals=36)
+    selection = AssetSelection.assets("match_decisions", "image_manifest", "identity_manifest", "dataset_splits",
+                                      "evaluation_report")
+    for _ in range(2):  # the second run: nothing lost on a rerun
+        result = materialize([*defs.assets, *defs.asset_checks], resources=defs.resources, selection=selection)
+        assert result.success
+        identities = pq.read_table(demo_home / "tables" / "identity_manifest.parquet").to_pandas()
+        merged = sorted((match.found.identity_id, match.lost.identity_id))
+        assert merged[0] in set(identities.identity_id) and merged[1] not in set(identities.identity_id)
+        images = pq.read_table(demo_home / "tables" / "image_manifest.parquet").to_pandas()
+        assert set(images.loc[images.identity_id == merged[0], "merged_from"].dropna()) == {merged[1]}
+        lineage = pq.read_table(demo_home / "tables" / "reid_model.parquet").to_pylist()[0]
+        report = json.loads((demo_home / "reports" / lineage["trained_version"] / "report.json").read_text())
+        negatives = {frozenset((n["listing_a"], n["listing_b"])) for n in report["hard_negatives"]}
+        assert frozenset((other.found.identity_id, match.lost.identity_id)) in negatives

@@ -46,7 +46,7 @@ def _materialize(instance: DagsterInstance, storage: StorageResource, scores: li
     @asset(name="match_candidates")
     def candidates() -> pa.Table:
         n = len(scores)
-        return pa.table({"query_listing": [f"found{i}" for i in range(n)], "candidate_listing": [f"lost{i}" for i in range(n)],
+        return pa.table({"query_id": [f"found{i}" for i in range(n)], "candidate_id": [f"lost{i}" for i in range(n)],
                          "rank": [1] * n, "score": scores})
 
     assert materialize([candidates], instance=instance,
@@ -71,7 +71,7 @@ def test_new_candidates_are_posted_once_and_a_failing_webhook_loses_nothing(tmp_
         assert "no new match_candidates" in match_alerts(context).skip_message
         _materialize(instance, storage, [0.95, 0.5, 0.85, 0.9])  # one new pair above the threshold
         assert "posted 1 candidate(s)" in match_alerts(context).skip_message
-        assert [c["candidate_listing"] for c in received[1]["candidates"]] == ["lost3"]
+        assert [c["candidate_id"] for c in received[1]["candidates"]] == ["lost3"]
 
 
 def test_without_a_webhook_the_sensor_only_says_why(tmp_path: Path) -> None:

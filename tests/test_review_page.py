@@ -21,10 +21,10 @@ def test_the_page_shows_both_listings_with_thumbnails_and_escapes_text(tmp_path:
         "pet911:rl2": ListingCard("pet911:rl2", kind="lost", species="dog", date="2025-04-29",
                                   photos=[_photo(tmp_path / "img" / "b.jpg", (190, 110, 50)), "/missing/c.jpg"]),
     }
-    rows = [{"pair_id": "p1", "query_listing": "pet911:rf1", "candidate_listing": "pet911:rl2", "rank": 1,
+    rows = [{"pair_id": "p1", "query_id": "pet911:rf1", "candidate_id": "pet911:rl2", "rank": 1,
              "score": 0.91, "statement": "only 1 in 2,000 unrelated pairs scores this high", "distance_km": 4.2,
              "day_gap": 4, "rule": "distance"},
-            {"pair_id": "p2", "query_listing": "pet911:rf1", "candidate_listing": "pet911:rl9", "rank": 2, "score": 0.4}]
+            {"pair_id": "p2", "query_id": "pet911:rf1", "candidate_id": "pet911:rl9", "rank": 2, "score": 0.4}]
     page = write_review_page(rows, cards, tmp_path / "review", decisions={"p2": "different"})
     text = page.read_text()
     assert "Найдена собака &lt;b&gt;" in text and "ошейник &amp; бирка" in text and "<b>" not in text

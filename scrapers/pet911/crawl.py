@@ -384,13 +384,34 @@ def download_photos(listings: pa.Table, config: CrawlConfig, raw_dir: Path) -> P
             for position, photo_url in enumerate(listing.get("photo_urls") or []):
                 path = _photo(state, client, config, raw_dir, photo_url, stats, failures)
                 if path is not None:
-                    rows.append({"identity_id": f"pet911:{listing_id}", "source": "pet911",
+                    rows.append({"identity_id": identity_id(listing_id), "source": "pet911",
                                  "species": listing.get("species"), "kind": listing.get("kind"),
                                  "date": listing.get("date_added"), "text": listing.get("description"),
                                  "url": listing.get("url"), "path": str(path), "photo_url": photo_url,
                                  "position": position})
     catalogue = catalogue_table(rows) if rows else empty_catalogue()
     return PhotoResult(catalogue, stats, failures)
+
+
+def identity_id(listing_id: str) -> str:
+    """The catalogue's identity id of a pet911 listing."""
+    return f"pet911:{listing_id}"
+
+
+def listing_places(listings: pa.Table) -> pa.Table:
+    """Where and when each listing's animal was lost or found, by identity id: ``identity_id``, ``lat``, ``lng``,
+    ``city``, ``address``, ``title``, ``date`` (the event date, else the posting date) and ``closed``."""
+    rows = listings.select(["listing_id", "lat", "lng", "city", "address", "title", "date_event", "date_added",
+                            "closed"]).to_pylist()
+    return pa.table({
+        "identity_id": [identity_id(r["listing_id"]) for r in rows],
+        "lat": pa.array([r["lat"] for r in rows], pa.float64()), "lng": pa.array([r["lng"] for r in rows], pa.float64()),
+        "city": pa.array([r["city"] for r in rows], pa.string()),
+        "address": pa.array([r["address"] for r in rows], pa.string()),
+        "title": pa.array([r["title"] for r in rows], pa.string()),
+        "date": pa.array([r["date_event"] or r["date_added"] for r in rows], pa.string()),
+        "closed": pa.array([bool(r["closed"]) for r in rows], pa.bool_()),
+    })
 
 
 def _photo(state: CrawlState, client: PoliteClient, config: CrawlConfig, raw_dir: Path, url: str,
