@@ -218,31 +218,36 @@ def evaluation_report(
     )
 
 
-@asset(group_name="model", kinds={"pytorch", "numpy"}, code_version="2", owners=OWNERS)
+@asset(group_name="model", kinds={"pytorch", "numpy"}, code_version="3", owners=OWNERS)
 def search_index(
     context: AssetExecutionContext,
     reid_model: pa.Table,
     identity_manifest: pa.Table,
     image_manifest: pa.Table,
+    pet911_listings: pa.Table,
     storage: StorageResource,
     registry: ModelRegistryResource,
 ) -> MaterializeResult:
     """Gallery embeddings of every curated photo (its animal crop where there is one) by the production model,
-    with its animal's metadata (source, species, lost/found, date, listing URL): the index behind
-    ``petid search``."""
+    with its animal's metadata (source, species, lost/found, date, listing URL, and the listing's coordinates and
+    city where it has them): the index behind ``petid search`` and the vectors ``match_candidates`` ranks with.
+    Embeddings are cached by content, so a rebuild embeds only new photos."""
     from curation.frames import model_frame
     from evaluation.search import build_index
+    from scrapers.pet911.crawl import listing_places
 
     version = _lineage(reid_model)["production_version"]
     frame = model_frame(image_manifest)
     out_dir = storage.layout.index / version
-    info = build_index(frame, version, registry.path, out_dir)
+    info = build_index(frame, version, registry.path, out_dir, cache_dir=storage.layout.cache / "embeddings",
+                       places=listing_places(pet911_listings).to_pandas())
     return MaterializeResult(
         metadata={
             "model": version,
             "path": MetadataValue.path(str(out_dir)),
             "photos": int(info.get("n_vectors", len(frame))),
             "identities": int(identity_manifest.num_rows),
+            "located": int(info.get("n_located", 0)),
         },
     )
 
