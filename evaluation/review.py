@@ -98,9 +98,10 @@ def write_review_page(rows: Sequence[Mapping[str, Any]], cards: Mapping[str, Lis
                       subtitle: str = "") -> Path:
     """Write ``out_dir/index.html`` for candidate ``rows`` (``query_id``, ``candidate_id``, ``score``,
     optional ``pair_id``, ``rank``, ``statement``, ``distance_km``, ``day_gap``, ``rule``); ``decisions`` maps
-    pair ids to a recorded verdict. Returns the page's path."""
+    pair ids to a recorded verdict. Pairs still to decide come first, best score first. Returns the page's path."""
     out = Path(out_dir)
     decisions = decisions or {}
+    rows = sorted(rows, key=lambda r: (str(r.get("pair_id")) in decisions, -float(r["score"])))
     body = "".join(_pair(r, cards, decisions.get(str(r.get("pair_id"))), out) for r in rows) or (
         "<p>No candidate pairs in this run.</p>")
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
