@@ -28,7 +28,8 @@ import secrets
 import stat
 import struct
 import time
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ def stat_or_none(path: str | os.PathLike[str]) -> os.stat_result | None:
     the problem as it always has)."""
     try:
         st = os.stat(path)
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError):  # TypeError: no path at all (a null)
         return None
     return st if stat.S_ISREG(st.st_mode) and st.st_size > 0 else None
 
@@ -120,9 +121,13 @@ class RecordTable:
         self.directory, self.schema = directory, schema
         self.pending: list[dict[str, Any]] = []
         self._added: dict[Key, dict[str, Any]] = {}
-        self._segments, self._table = _read_segments(directory, schema)
-        self._k0 = self._table.column("k0").to_numpy()
-        self._k1 = self._table.column("k1").to_numpy()
+        self._segments, table = _load(directory, schema)
+        self._use(table)
+
+    def _use(self, table: pa.Table) -> None:
+        self._table = table
+        self._k0 = table.column("k0").to_numpy()
+        self._k1 = table.column("k1").to_numpy()
 
     def __len__(self) -> int:
         return self._table.num_rows + len(self._added)
@@ -157,8 +162,10 @@ class RecordTable:
             table = pa.Table.from_pylist(self.pending, schema=self.schema)
             self._segments.append(atomic_write_parquet(table, _segment_name(self.directory)))
             self.pending = []
+            self._use(_merge([self._table, table]))
             if len(self._segments) > MAX_SEGMENTS:
                 self._compact()
+            _remember(self.directory, self._segments, self._table)
         except OSError:
             self.pending = []
 
@@ -176,6 +183,44 @@ class RecordTable:
         self._segments = [atomic_write_parquet(merged, _segment_name(self.directory))]
         for path in old:
             path.unlink(missing_ok=True)
+        self._use(merged)
+
+
+# The tables this process read or wrote last, by directory, with the segments (name, size, mtime) they hold: a later
+# call (hash_curated after process_images) whose directory still lists exactly those segments uses them instead of
+# reading them again; any other segment, or a rewritten one, means reading them all.
+_MEMO: OrderedDict[str, tuple[tuple[tuple[str, int, int], ...], pa.Table]] = OrderedDict()
+MEMO_TABLES = 4
+
+
+def _listing(segments: Iterable[Path]) -> tuple[tuple[str, int, int], ...]:
+    found = []
+    for path in segments:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        found.append((path.name, st.st_size, st.st_mtime_ns))
+    return tuple(sorted(found))
+
+
+def _load(directory: Path, schema: pa.Schema) -> tuple[list[Path], pa.Table]:
+    """``_read_segments``, or the memo of the same segments."""
+    listing = _listing(directory.glob("seg-*.parquet")) if directory.is_dir() else ()
+    memo = _MEMO.get(str(directory))
+    if memo is not None and memo[0] == listing and memo[1].schema.equals(schema):
+        _MEMO.move_to_end(str(directory))
+        return [directory / name for name, _, _ in listing], memo[1]
+    paths, table = _read_segments(directory, schema)
+    _remember(directory, paths, table)
+    return paths, table
+
+
+def _remember(directory: Path, segments: list[Path], table: pa.Table) -> None:
+    _MEMO[str(directory)] = (_listing(segments), table)
+    _MEMO.move_to_end(str(directory))
+    while len(_MEMO) > MEMO_TABLES:
+        _MEMO.popitem(last=False)
 
 
 def _segment_name(directory: Path) -> Path:
@@ -198,15 +243,18 @@ def _read_segments(directory: Path, schema: pa.Schema) -> tuple[list[Path], pa.T
             continue
         paths.append(path)
         tables.append(table)
-    if not tables:
-        return paths, schema.empty_table()
+    return paths, _merge(tables) if tables else schema.empty_table()
+
+
+def _merge(tables: list[pa.Table]) -> pa.Table:
+    """``tables`` (oldest first) as one table sorted by key, the latest record of a key kept."""
     merged = pa.concat_tables(tables)
     k0, k1 = merged.column("k0").to_numpy(), merged.column("k1").to_numpy()
     order = np.lexsort((np.arange(len(k0)), k1, k0))  # by key, then by age
     s0, s1 = k0[order], k1[order]
     last = np.ones(len(order), bool)
     last[:-1] = (s0[1:] != s0[:-1]) | (s1[1:] != s1[:-1])
-    return paths, merged.take(pa.array(order[last], pa.int64())).combine_chunks()
+    return merged.take(pa.array(order[last], pa.int64())).combine_chunks()
 
 
 class Cache:

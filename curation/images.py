@@ -413,7 +413,8 @@ def _run_chunks(
             work["from_records"] += len(resolved)
             yield from ((start + i, _with_id(r, identities[i])) for i, r in resolved.items())
             misses = [(start + i, srcs[i], identities[i]) for i in range(len(srcs)) if i not in resolved]
-            chunks = [misses[o : o + size] for o in range(0, len(misses), size)]
+            step = min(size, max(4, -(-len(misses) // (4 * workers))))  # a few misses: small chunks, no idle worker
+            chunks = [misses[o : o + step] for o in range(0, len(misses), step)]
             if pool is None and (workers <= 1 or len(misses) <= size):
                 for chunk in chunks:
                     yield from _process_items(chunk, job, cache, work)

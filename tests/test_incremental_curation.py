@@ -251,3 +251,15 @@ def test_yolo_cache_key_names_weights_and_settings(tmp_path: Path) -> None:
     weights.write_bytes(b"weights two")
     assert YoloDetector(str(weights)).cache_key != key
     assert "yolo11n.pt" in YoloDetector("yolo11n.pt").cache_key
+
+
+def test_segments_are_compacted_and_records_survive(tmp_path: Path, decodes: list[int]) -> None:
+    paths: list[Path] = []
+    for night in range(curation.cache.MAX_SEGMENTS + 3):  # one new photo a night: one new segment per table
+        paths += _photos(tmp_path / "src", [night])
+        process_images(_catalogue(paths), tmp_path / "out", workers=1)
+    assert len(decodes) == len(paths)
+    for table in (tmp_path / "out" / CACHE_DIRNAME).iterdir():
+        assert 1 <= len(list(table.glob("seg-*.parquet"))) <= curation.cache.MAX_SEGMENTS
+    again, _ = process_images(_catalogue(paths), tmp_path / "out", workers=1)
+    assert len(decodes) == len(paths) and work_stats(again)["decoded"] == 0
