@@ -16,7 +16,11 @@ records with them. It holds record tables, each in its own sub-directory of appe
   (``curation.crops``), crop files.
 
 A record is only ever a shortcut: a missing, unreadable or foreign-schema segment is ignored (and removed), and a
-lookup that fails for any reason is a miss, i.e. the work is done again.
+lookup that fails for any reason is a miss, i.e. the work is done again. Tables are held in memory as key-sorted
+Arrow columns (about 60-80 bytes a record) and looked up in batches; a process keeps the last few it read or wrote
+while their segments are unchanged on disk (``hash_curated`` right after ``process_images`` reads nothing again).
+Worker processes look records up in the parent's tables (inherited on fork, else read) and hand what they add back to
+the parent, the only writer.
 """
 
 from __future__ import annotations
