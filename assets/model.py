@@ -96,7 +96,15 @@ def reid_model(
     frame = model_frame(dataset_splits, splits=("train", "val"))
     n_train = int(frame.loc[frame["split"] == "train", "identity_id"].nunique())
     train_config = _train_config(config, training, n_train)
-    result = train_model(frame, train_config, registry.path, force=config.force, log=context.log.info)
+    child_metadata: dict = {}
+    if training.launcher == "subprocess":  # the same train_model in its own process, through Dagster Pipes
+        from dagster_project.pipes_training import train_in_subprocess
+
+        result, child_metadata = train_in_subprocess(context, frame, train_config, registry.path,
+                                                     registry.storage.layout.root, training.entry_prefix(),
+                                                     force=config.force)
+    else:
+        result = train_model(frame, train_config, registry.path, force=config.force, log=context.log.info)
     gate = result.gate
     (context.log.info if result.promoted else context.log.warning)(f"promotion gate: {gate.get('reason')}")
     candidate, baseline = gate.get("candidate", {}), gate.get("baseline", {})
@@ -122,6 +130,7 @@ def reid_model(
             "train_identities": n_train,
             "crops_used": int((frame["path"] != frame["photo_path"]).sum()),
             "device": str((result.metrics or {}).get("device", "cpu")),
+            **child_metadata,
         },
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, field_validator
@@ -120,10 +120,25 @@ def known_preset(name: str) -> str:
 
 
 class TrainingResource(ConfigurableResource):
-    """The deployment's training defaults; a run's ``reid_model`` config overrides them."""
+    """The deployment's training defaults; a run's ``reid_model`` config overrides them. ``launcher`` says where
+    ``train_model`` runs: in the step's own process, or as a separate process through Dagster Pipes
+    (``dagster_project.pipes_training``, ``docs/training-pipes.md``) behind ``command_prefix``."""
 
     preset: str = Field(default="auto", description="auto: the published recipe from 1000 training animals on, "
                                                     "the small-data winner below; small | recipe | demo force one.")
+    launcher: Literal["in_process", "subprocess"] = Field(
+        default="in_process", description="in_process: train inside the step; subprocess: run "
+                                          "`<command_prefix> -m training.pipes_entry <job dir>` through Dagster "
+                                          "Pipes (logs and metrics stream back; same model version).")
+    command_prefix: list[str] = Field(
+        default=[], description="What runs the entry module with the subprocess launcher, e.g. "
+                                "[torchrun, --standalone, --nproc_per_node=2]; empty = this Python interpreter.")
+
+    def entry_prefix(self) -> list[str]:
+        """``command_prefix``, or this interpreter when it is empty (``... -m training.pipes_entry`` follows)."""
+        import sys
+
+        return list(self.command_prefix) or [sys.executable]
 
     @field_validator("preset", mode="before")
     @classmethod
