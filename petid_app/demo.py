@@ -1,16 +1,48 @@
-"""``petid demo`` (the whole graph through Dagster against the offline sample source) and ``petid ui``."""
+"""``petid demo`` (the whole graph through Dagster against the offline sample source) and ``petid ui``.
+
+The demo launches its run the way the UI does: a code server for the code location ``petid``
+(``dagster_project.definitions``, the demo deployment chosen by the code server's environment), a run created
+from that location's job (so it carries its remote job origin: listed under its job, re-executable from the UI),
+launched with the instance's run launcher, and followed through the run's event log.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shlex
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from petid.settings import Layout, petid_home
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance, DagsterRun
+    from dagster._core.workspace.context import WorkspaceProcessContext
+
+REPO = Path(__file__).resolve().parents[1]
+MODULE = "dagster_project.definitions"
+LOCATION = "petid"  # the code location's name, as in workspace.yaml and pyproject's [tool.dagster]
+JOB = "full_pipeline"
+DEMO_TAG = "petid/launched_by"
+RUN_CONFIG: dict[str, Any] = {
+    "ops": {"images": {"config": {"workers": 2}}, "image_hashes": {"config": {"workers": 2}}},
+    "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+}
+INSTANCE_CONFIG = """\
+# Dagster instance for petid: default SQLite storage in this folder.
+telemetry:
+  enabled: false
+"""
+_OLD_INSTANCE_CONFIG = "# Dagster instance for petid: default SQLite storage in this folder.\n"
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -23,63 +55,177 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ui = sub.add_parser("ui", help="open the Dagster UI on this storage root (dagster dev)")
     ui.add_argument("--home", help="storage root (default: $PETID_HOME or ./data)")
     ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--host", default="127.0.0.1", help="address the UI listens on")
     ui.add_argument("--sample", action="store_true", help="the demo deployment: the assets read the local sample world")
+    ui.add_argument("--animals", type=int, help="with --sample: the sample world's size (default: the one in --home)")
+    ui.add_argument("--seed", type=int, help="with --sample: the sample world's seed (default: the one in --home)")
     ui.set_defaults(func=run_ui)
 
 
 def prepare_home(home: str | None) -> Layout:
-    """The storage root and Dagster's SQLite instance inside it (``<root>/dagster``)."""
+    """The storage root and Dagster's SQLite instance inside it (``<root>/dagster``, telemetry off)."""
     layout = Layout(home or petid_home())
     layout.dagster_home.mkdir(parents=True, exist_ok=True)
     instance_config = layout.dagster_home / "dagster.yaml"
-    if not instance_config.exists():  # an explicit (empty) config: SQLite storage under DAGSTER_HOME
-        instance_config.write_text("# Dagster instance for petid: default SQLite storage in this folder.\n")
+    if not instance_config.exists() or instance_config.read_text() == _OLD_INSTANCE_CONFIG:
+        instance_config.write_text(INSTANCE_CONFIG)
     return layout
+
+
+def demo_environment(layout: Layout, seed: int, n_animals: int) -> dict[str, str]:
+    """The variables (``dagster_project.deployments.ENVIRONMENT``) that make a code server serve the demo
+    deployment on ``layout``'s storage root and sample world; given to subprocesses, never set here."""
+    return {"DAGSTER_HOME": str(layout.dagster_home), "PETID_HOME": str(layout.root), "PETID_DEPLOYMENT": "demo",
+            "PETID_SAMPLE_SEED": str(seed), "PETID_SAMPLE_ANIMALS": str(n_animals)}
+
+
+@contextlib.contextmanager
+def code_server(instance: DagsterInstance, env: Mapping[str, str], startup_timeout_s: int = 180,
+                log_level: str = "warning") -> Iterator[WorkspaceProcessContext]:
+    """A ``dagster api grpc`` code server for the location ``petid`` in its own process group, with ``env`` on
+    top of this process's environment, and a workspace on it. The server shuts itself down when the heartbeats
+    stop (this process died); on exit it is shut down, and killed if it does not go."""
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import GrpcServerTarget
+    from dagster._grpc.client import DagsterGrpcClient, client_heartbeat_thread
+    from dagster._grpc.server import wait_for_grpc_server
+    from dagster._serdes import serialize_value
+
+    with tempfile.TemporaryDirectory(prefix="petid-code-server-") as tmp:
+        socket = str(Path(tmp) / "grpc.sock")
+        command = [sys.executable, "-m", "dagster", "api", "grpc", "--socket", socket, "-m", MODULE,
+                   "-d", str(REPO), "--location-name", LOCATION, "--log-level", log_level,
+                   "--heartbeat", "--heartbeat-timeout", "60", "--instance-ref", serialize_value(instance.get_ref())]
+        server_env = {"YOLO_CONFIG_DIR": str(Path(env["PETID_HOME"]) / "cache" / "ultralytics"), **os.environ, **env}
+        process = subprocess.Popen(command, cwd=REPO, env=server_env, start_new_session=True)
+        client = DagsterGrpcClient(socket=socket, host="localhost")
+        stop_heartbeat = threading.Event()
+        try:
+            wait_for_grpc_server(process, client, command[:12], timeout=startup_timeout_s)
+            threading.Thread(target=client_heartbeat_thread, args=(client, stop_heartbeat), daemon=True).start()
+            target = GrpcServerTarget(host="localhost", port=None, socket=socket, location_name=LOCATION)
+            with WorkspaceProcessContext(instance, target, read_only=False) as workspace:
+                yield workspace
+        finally:
+            stop_heartbeat.set()
+            if process.poll() is None:
+                with contextlib.suppress(Exception):
+                    client.shutdown_server()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, 9)
+                    process.wait(timeout=10)
+
+
+def create_job_run(instance: DagsterInstance, workspace: WorkspaceProcessContext, job_name: str,
+                   run_config: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> DagsterRun:
+    """A run of ``job_name`` created from the code location ``petid``, as the UI's launchpad creates one: with
+    the job's snapshot, execution plan and remote origin (so the UI lists it under its job and re-executes it)."""
+    from dagster._core.definitions.selector import JobSubsetSelector
+
+    location = workspace.create_request_context().get_code_location(LOCATION)
+    (repository,) = location.get_repositories().values()
+    remote_job = location.get_job(JobSubsetSelector(location_name=LOCATION, repository_name=repository.name,
+                                                    job_name=job_name, op_selection=None))
+    plan = location.get_execution_plan(remote_job, dict(run_config), step_keys_to_execute=None, known_state=None,
+                                       instance=instance).execution_plan_snapshot
+    return instance.create_run(
+        job_name=job_name, run_id=None, run_config=dict(run_config), status=None,
+        tags={**remote_job.tags, **(tags or {})}, root_run_id=None, parent_run_id=None,
+        step_keys_to_execute=plan.step_keys_to_execute, execution_plan_snapshot=plan,
+        job_snapshot=remote_job.job_snapshot, parent_job_snapshot=remote_job.parent_job_snapshot,
+        asset_selection=None, asset_check_selection=None, resolved_op_selection=remote_job.resolved_op_selection,
+        op_selection=None, remote_job_origin=remote_job.get_remote_origin(),
+        job_code_origin=remote_job.get_python_origin(), asset_graph=repository.asset_graph)
+
+
+def follow_run(instance: DagsterInstance, run_id: str, total: int, started: float, poll_s: float = 0.5,
+               alive: Callable[[], bool] | None = None) -> DagsterRun:
+    """Print one line per finished step from the run's event log until the run ends; return the run.
+    ``alive()`` (when given) says whether the process executing the run still exists: a run whose process is
+    gone (three answers in a row) while it is not finished is marked failed."""
+    from dagster import DagsterEventType
+
+    kinds = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE}
+    cursor: str | None = None
+    done = misses = 0
+    while True:
+        run = instance.get_run_by_id(run_id)
+        finished = run is not None and run.is_finished
+        connection = instance.get_records_for_run(run_id, cursor=cursor, of_type=kinds)
+        cursor = connection.cursor
+        for record in connection.records:
+            event = record.event_log_entry.dagster_event
+            if event is None:
+                continue
+            if event.event_type == DagsterEventType.STEP_SUCCESS:
+                done += 1
+                print(f"  [{done:>2}/{total}] {event.step_key:<28} done at {time.monotonic() - started:6.1f}s",
+                      flush=True)
+            elif event.event_type == DagsterEventType.STEP_FAILURE:
+                error = event.step_failure_data.error
+                print(f"  FAILED {event.step_key}: {error.message.strip() if error else event.message}",
+                      file=sys.stderr, flush=True)
+            else:
+                print(f"  run failed: {record.event_log_entry.message}", file=sys.stderr, flush=True)
+        if connection.has_more:
+            continue
+        if finished:
+            assert run is not None
+            return run
+        misses = 0 if alive is None or alive() else misses + 1
+        if misses >= 3 and (run := instance.get_run_by_id(run_id)) is not None and not run.is_finished:
+            print("  the process executing the run is gone", file=sys.stderr, flush=True)
+            instance.report_run_failed(run, "the process executing the run disappeared")
+        time.sleep(poll_s)
+
+
+def failed_asset_checks(instance: DagsterInstance, run_id: str) -> list[str]:
+    from dagster import DagsterEventType
+
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
+    evaluations = [r.event_log_entry.dagster_event.event_specific_data for r in records
+                   if r.event_log_entry.dagster_event is not None]
+    return [e.check_name for e in evaluations if not e.passed]
 
 
 def run_demo(args: argparse.Namespace) -> int:
     layout = prepare_home(args.home)
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(layout.cache / "ultralytics"))  # when PETID_DETECTOR is set
     print(f"petid demo — storage root {layout.root}")
     print("The sample source is SYNTHETIC: procedurally drawn animals served by a local pet911-format site and a")
     print("Telegram Desktop export, scraped through the same code paths as the live sources.\n")
 
-    from dagster import DagsterInstance, HookContext, failure_hook, success_hook
-
-    from dagster_project import definitions
+    from dagster import DagsterInstance, DagsterRunStatus
 
     started = time.monotonic()
-    defs = definitions.build_defs("demo", home=str(layout.root), seed=args.seed, n_animals=args.animals)
-    job = defs.resolve_job_def("full_pipeline")
-    total = len(job.graph.node_defs)
-    done: list[str] = []
+    with DagsterInstance.from_config(str(layout.dagster_home)) as instance, \
+            code_server(instance, demo_environment(layout, args.seed, args.animals)) as workspace:
+        run = create_job_run(instance, workspace, JOB, RUN_CONFIG, tags={DEMO_TAG: "petid demo"})
+        total = len(run.step_keys_to_execute or [])
+        print(f"materializing {total} steps (ingest → curation → dataset → model), run {run.run_id}:", flush=True)
+        instance.launch_run(run.run_id, workspace.create_request_context())
+        client = workspace.create_request_context().get_code_location(LOCATION).client  # type: ignore[attr-defined]
 
-    @success_hook
-    def progress(context: HookContext) -> None:
-        done.append(context.op.name)
-        print(f"  [{len(done):>2}/{total}] {context.op.name:<28} done at {time.monotonic() - started:6.1f}s", flush=True)
+        def executing() -> bool:
+            from dagster._grpc.types import GetCurrentRunsResult
+            from dagster._serdes import deserialize_value
 
-    @failure_hook
-    def failed(context: HookContext) -> None:
-        print(f"  FAILED {context.op.name}: {context.op_exception}", file=sys.stderr, flush=True)
+            with contextlib.suppress(Exception):
+                return run.run_id in deserialize_value(client.get_current_runs(), GetCurrentRunsResult).current_runs
+            return False
 
-    run_config = {
-        "ops": {"images": {"config": {"workers": 2}}, "image_hashes": {"config": {"workers": 2}}},
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-    }
-    print(f"materializing {total} steps (ingest → curation → dataset → model):", flush=True)
-    with DagsterInstance.from_config(str(layout.dagster_home)) as instance:
-        result = job.with_hooks({progress, failed}).execute_in_process(
-            instance=instance, run_config=run_config, raise_on_error=False
-        )
-    if not result.success:
-        print("\nthe demo run failed; see the errors above", file=sys.stderr)
+        try:
+            run = follow_run(instance, run.run_id, total, started, alive=executing)
+        except KeyboardInterrupt:
+            instance.run_launcher.terminate(run.run_id)
+            raise
+        failed_checks = failed_asset_checks(instance, run.run_id)
+        succeeded = run.status == DagsterRunStatus.SUCCESS
+    if not succeeded:
+        print(f"\nthe demo run failed ({run.status.value}); see the errors above", file=sys.stderr)
         return 1
-    failed_checks = [
-        evaluation.check_name
-        for evaluation in result.get_asset_check_evaluations()
-        if not evaluation.passed
-    ]
     print(f"\nall steps succeeded in {time.monotonic() - started:.1f}s; asset checks failed: {failed_checks or 'none'}")
     print_summary(layout)
     print(f"\nBrowse what ran: uv run petid ui --sample --home {layout.root}")
@@ -101,7 +247,8 @@ def print_summary(layout: Layout) -> None:
     report = json.loads(report_path.read_text())
     from evaluation.evaluate import HEADLINE as headline
 
-    print(f"\nEvaluation on unseen test identities (production = {production}; 95 % intervals, bootstrap over animals):")
+    print(f"\nEvaluation on unseen test identities (production = {production}; 95 % intervals, "
+          "bootstrap over animals):")
     print("| model | " + " | ".join(headline) + " | Top-1 95% CI | EER 95% CI |\n|---|" + "---|" * (len(headline) + 2))
     rows = [("production", report), ("frozen backbone", report.get("baseline", {}))]
     if report.get("candidate"):
@@ -114,10 +261,33 @@ def print_summary(layout: Layout) -> None:
           f"Pairs:  {report_path.parent / 'pairs.csv'}")
 
 
+def sample_world(layout: Layout) -> tuple[int, int] | None:
+    """(seed, animals) of the newest sample world generated under the storage root, if any."""
+    import re
+
+    worlds = [(path.stat().st_mtime, int(m[1]), int(m[2])) for path in (layout.root / "sample").glob("seed-*-n*")
+              if path.is_dir() and (m := re.fullmatch(r"seed-(-?\d+)-n(\d+)", path.name))]
+    return max(worlds)[1:] if worlds else None
+
+
+def ui_command(layout: Layout, port: int, host: str = "127.0.0.1", sample: bool = False, seed: int | None = None,
+               animals: int | None = None) -> tuple[dict[str, str], list[str]]:
+    """The environment and ``dagster dev`` command of ``petid ui``: the workspace file names the location
+    ``petid`` (the name the demo's runs carry, so the UI re-executes them), ``--sample`` the demo deployment on
+    the sample world already in the storage root (its seed and size, unless given)."""
+    settings = {"DAGSTER_HOME": str(layout.dagster_home), "PETID_HOME": str(layout.root)}
+    if sample:
+        found = sample_world(layout) or (0, 48)
+        settings.update(demo_environment(layout, found[0] if seed is None else seed,
+                                         found[1] if animals is None else animals))
+    else:
+        settings["PETID_DEPLOYMENT"] = os.environ.get("PETID_DEPLOYMENT", "production")
+    return settings, ["dagster", "dev", "-w", str(REPO / "workspace.yaml"), "-h", host, "-p", str(port)]
+
+
 def run_ui(args: argparse.Namespace) -> int:
     layout = prepare_home(args.home)
-    command = ["dagster", "dev", "-m", "dagster_project.definitions", "-p", str(args.port)]
-    settings = {"DAGSTER_HOME": str(layout.dagster_home), "PETID_HOME": str(layout.root),
-                "PETID_DEPLOYMENT": "demo" if args.sample else os.environ.get("PETID_DEPLOYMENT", "production")}
-    print(" ".join(f"{k}={v}" for k, v in settings.items()) + " " + " ".join(command))
-    return subprocess.call(command, cwd=Path(__file__).resolve().parents[1], env={**os.environ, **settings})
+    settings, command = ui_command(layout, args.port, args.host, args.sample, args.seed, args.animals)
+    print(" ".join(f"{k}={shlex.quote(v)}" for k, v in settings.items()) + " " + shlex.join(command), flush=True)
+    quiet = ["-W", "ignore:Function `dev_command` is superseded"]  # `dagster dev` still works; `dg` is not installed
+    return subprocess.call([sys.executable, *quiet, "-m", *command], cwd=REPO, env={**os.environ, **settings})
