@@ -15,6 +15,10 @@ from petid.records import CATALOGUE_SCHEMA, empty_catalogue
 from petid.stats import photos_per_identity
 
 
+PET911_POOL = "pet911"  # one Dagster concurrency pool for every step that talks to pet911.ru: overlapping runs
+# queue for it instead of doubling the request rate (`dagster instance concurrency set pet911 1`; deploy/dagster.yaml)
+
+
 class Pet911CrawlConfig(Config):
     """Run config for the pet911 crawl (the site and politeness settings come from the ``http`` resource)."""
 
@@ -40,7 +44,7 @@ OWNERS = ["team:petid-data"]
 FAILURE_COLUMNS = ["url", "reason"]
 
 
-@asset(group_name="ingest", kinds={"python", "html"}, code_version="1", owners=OWNERS)
+@asset(group_name="ingest", kinds={"python", "html"}, code_version="1", pool=PET911_POOL, owners=OWNERS)
 def pet911_listings(
     context: AssetExecutionContext,
     config: Pet911CrawlConfig,
@@ -77,7 +81,7 @@ def pet911_listings(
     )
 
 
-@asset(group_name="ingest", kinds={"python"}, code_version="1", owners=OWNERS)
+@asset(group_name="ingest", kinds={"python"}, code_version="1", pool=PET911_POOL, owners=OWNERS)
 def pet911_photos(
     context: AssetExecutionContext,
     pet911_listings: pa.Table,

@@ -3,10 +3,12 @@
 from dagster import AssetSelection, define_asset_job
 
 REFRESH_GROUPS = ("ingest", "curation", "dataset")
+CRAWL_TAGS = {"petid/crawl": "pet911"}  # runs that crawl: deploy/dagster.yaml queues at most one at a time
 
 nightly_refresh_job = define_asset_job(
     name="nightly_refresh",
     selection=AssetSelection.groups(*REFRESH_GROUPS),
+    tags=CRAWL_TAGS,
     description="Scrape new listings and posts, curate their photos and rebuild the manifests and splits.",
 )
 
@@ -19,5 +21,6 @@ train_evaluate_job = define_asset_job(
 full_pipeline_job = define_asset_job(
     name="full_pipeline",
     selection=AssetSelection.all(),
+    tags=CRAWL_TAGS,
     description="Everything, end to end (what `petid demo` runs with the demo deployment).",
 )

@@ -173,8 +173,9 @@ def test_the_deploy_config_keeps_credentials_in_the_environment() -> None:
     assert fields <= set(db) and all(set(db[name]) == {"env"} for name in fields), db
     assert db["scheme"] == "postgresql+psycopg2"  # the driver dagster-postgres installs
     assert config["telemetry"] == {"enabled": False}
-    limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]
+    limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
     assert {"key": CRAWL_TAG, "limit": 1} in limits
+    assert config["concurrency"]["pools"]["default_limit"] == 1  # the pet911 pool: one crawl step at a time
 
 
 def test_the_deploy_workspace_names_the_petid_code_server(monkeypatch: pytest.MonkeyPatch) -> None:
