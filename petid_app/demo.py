@@ -200,6 +200,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance, DagsterRunStatus
 
     started = time.monotonic()
+    demo_settings_path(layout).write_text(json.dumps({"seed": args.seed, "animals": args.animals}) + "\n")
     with DagsterInstance.from_config(str(layout.dagster_home)) as instance, \
             code_server(instance, demo_environment(layout, args.seed, args.animals)) as workspace:
         run = create_job_run(instance, workspace, JOB, RUN_CONFIG, tags={DEMO_TAG: "petid demo"})
@@ -261,23 +262,27 @@ def print_summary(layout: Layout) -> None:
           f"Pairs:  {report_path.parent / 'pairs.csv'}")
 
 
-def sample_world(layout: Layout) -> tuple[int, int] | None:
-    """(seed, animals) of the newest sample world generated under the storage root, if any."""
-    import re
+def demo_settings_path(layout: Layout) -> Path:
+    """Where ``petid demo`` records the sample world it ran on (``petid ui --sample`` serves the same one)."""
+    return layout.root / "demo.json"
 
-    worlds = [(path.stat().st_mtime, int(m[1]), int(m[2])) for path in (layout.root / "sample").glob("seed-*-n*")
-              if path.is_dir() and (m := re.fullmatch(r"seed-(-?\d+)-n(\d+)", path.name))]
-    return max(worlds)[1:] if worlds else None
+
+def recorded_sample(layout: Layout) -> tuple[int, int] | None:
+    """(seed, animals) of the last ``petid demo`` on this storage root, if it recorded them."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        settings = json.loads(demo_settings_path(layout).read_text())
+        return int(settings["seed"]), int(settings["animals"])
+    return None
 
 
 def ui_command(layout: Layout, port: int, host: str = "127.0.0.1", sample: bool = False, seed: int | None = None,
                animals: int | None = None) -> tuple[dict[str, str], list[str]]:
     """The environment and ``dagster dev`` command of ``petid ui``: the workspace file names the location
     ``petid`` (the name the demo's runs carry, so the UI re-executes them), ``--sample`` the demo deployment on
-    the sample world already in the storage root (its seed and size, unless given)."""
+    the sample world the last ``petid demo`` recorded in the storage root (its seed and size, unless given)."""
     settings = {"DAGSTER_HOME": str(layout.dagster_home), "PETID_HOME": str(layout.root)}
     if sample:
-        found = sample_world(layout) or (0, 48)
+        found = recorded_sample(layout) or (0, 48)
         settings.update(demo_environment(layout, found[0] if seed is None else seed,
                                          found[1] if animals is None else animals))
     else:
