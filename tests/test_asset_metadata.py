@@ -179,7 +179,7 @@ def test_every_asset_has_an_owner_and_a_description() -> None:
 
     graph = defs.resolve_asset_graph()
     teams = {"ingest": "team:petid-data", "curation": "team:petid-data", "dataset": "team:petid-data",
-             "model": "team:petid-ml"}
+             "model": "team:petid-ml", "matching": "team:petid-ml"}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert list(node.owners) == [teams[node.group_name]], key
