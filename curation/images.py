@@ -56,6 +56,7 @@ from curation.inputs import (
 from curation.inputs import NOT_A_FILE as NOT_A_FILE  # re-exported: reason codes of the rejected table too
 from curation.inputs import TOO_LARGE as TOO_LARGE
 from petid.paths import atomic_write_bytes, content_path
+from petid.workers import worker_context
 
 # Reason codes of the rejected table.
 ZERO_BYTES = "zero_bytes"
@@ -419,7 +420,7 @@ def _run_chunks(
                 for chunk in chunks:
                     yield from _process_items(chunk, job, cache, work)
                 continue
-            pool = pool or ProcessPoolExecutor(max_workers=workers)
+            pool = pool or ProcessPoolExecutor(max_workers=workers, mp_context=worker_context())
             for chunk in chunks:  # at most 4 tasks per worker in flight; small dicts only: pixels never leave one
                 pending.append(pool.submit(_process_chunk, (chunk, job)))
                 while len(pending) >= workers * 4:
@@ -442,7 +443,7 @@ def _absorb(done: tuple[_Rows, list[tuple[str, dict[str, Any]]], Counter[str]], 
 def bounded_map(fn: Callable[[T], R], tasks: Iterable[T], workers: int, ahead: int = 4) -> Iterator[R]:
     """``fn`` over ``tasks`` in ``workers`` processes, results in task order, at most ``ahead`` tasks per worker
     in flight (``Executor.map`` would submit every task at once)."""
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=worker_context()) as pool:
         pending: deque[Future[R]] = deque()
         for task in tasks:
             pending.append(pool.submit(fn, task))

@@ -260,6 +260,28 @@ def print_summary(layout: Layout) -> None:
               + " | ".join(f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "—" for ci in cis) + " |")
     print(f"\nReport: {report_path.parent / 'report.html'}\n        {report_path}\n"
           f"Pairs:  {report_path.parent / 'pairs.csv'}")
+    print_matching(layout)
+
+
+def print_matching(layout: Layout) -> None:
+    """The matching headline: planted lost → found pairs found at rank 1 / within the top 5, pairs reviewed."""
+    import pyarrow.parquet as pq
+
+    from curation.decisions import DecisionLog
+    from evaluation.match_run import recall_at
+    from petid_sample import load_planted_matches
+    from petid_sample.source import ensure_sample
+
+    candidates = pq.read_table(layout.table("match_candidates"))
+    seed, animals = recorded_sample(layout) or (0, 48)
+    planted = load_planted_matches(ensure_sample(layout.root / "sample", seed=seed, n_animals=animals).root)
+    recall = recall_at(candidates, [(m.lost.identity_id, m.found.identity_id) for m in planted])
+    reviewed = DecisionLog(layout.decisions).latest().num_rows
+    found_1, found_5 = (round((recall[k] or 0) * recall["n"]) for k in ("recall@1", "recall@5"))
+    print(f"\nLost ↔ found matching: {candidates.num_rows} candidate pairs; planted pairs found at rank 1: "
+          f"{found_1}/{recall['n']}, within the top 5: {found_5}/{recall['n']}; pairs reviewed: {reviewed}")
+    print(f"Review page: {layout.review / 'index.html'}   (record a decision: petid review decide A B same --reviewer "
+          "YOU)")
 
 
 def demo_settings_path(layout: Layout) -> Path:

@@ -44,7 +44,10 @@ class Embedder:
         from torch.utils.data import DataLoader
 
         self.model.eval()
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+        from petid.workers import worker_context
+
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                            multiprocessing_context=worker_context() if num_workers else None)
         out = []
         with torch.inference_mode():
             for images, _ in loader:

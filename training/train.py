@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from petid.errors import UserError
+from petid.workers import worker_context
 from training.config import TrainConfig
 from training.registry import ModelRegistry, manifest_hash, version_id
 
@@ -336,7 +337,8 @@ class Trainer:
         batches = _Skip(self.sampler, 0)
         loader = DataLoader(self.train_set, batch_sampler=batches, num_workers=config.num_workers,
                             persistent_workers=config.num_workers > 0, pin_memory=self.use_cuda,
-                            prefetch_factor=4 if config.num_workers else None)  # workers outlive epochs
+                            prefetch_factor=4 if config.num_workers else None,  # workers outlive epochs
+                            multiprocessing_context=worker_context() if config.num_workers else None)
         stopped_early = False
         while state["step"] < self.total_steps and not stopped_early:
             epoch = state["epoch"]
