@@ -19,7 +19,6 @@ import argparse
 import json
 import logging
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.curation import timed  # noqa: E402  (one timing helper for the curation benches)
 from curation.cache import work_stats  # noqa: E402
 from curation.crops import crop_images  # noqa: E402
 from curation.dedup import deduplicate  # noqa: E402
@@ -79,18 +79,6 @@ def chain(photos: pa.Table, root: Path, workers: int) -> dict[str, Any]:
     return {"images": images.num_rows, "rejected": rejected.num_rows, "kept": result.kept.num_rows,
             "crops": crops.num_rows, "process": {**process_stats(images), **work_stats(images)},
             "hash": work_stats(hashes)}
-
-
-def timed(run: Any) -> tuple[float, float, Any]:
-    """(wall seconds, CPU seconds of this process and its finished workers, result) of ``run()``."""
-
-    def cpu() -> float:
-        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-    cpu0, wall0 = cpu(), time.perf_counter()
-    result = run()
-    return time.perf_counter() - wall0, cpu() - cpu0, result
 
 
 def main() -> None:

@@ -8,7 +8,6 @@ generated (``world.py``); nothing is copied from the real sources.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from petid_sample.planted import (
     load_planted,
     load_planted_matches,
     planted_rows,
+    write_csv,
     write_planted,
 )
 from petid_sample.world import GROUND_TRUTH_COLUMNS, build_world, ground_truth_rows, planted_counts
@@ -54,13 +54,7 @@ class SampleSource:
 
 def write_ground_truth(world: SampleWorld, path: Path) -> Path:
     """Write one CSV row per photo file (columns ``GROUND_TRUTH_COLUMNS``; empty cells for None)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=GROUND_TRUTH_COLUMNS)
-        writer.writeheader()
-        for row in ground_truth_rows(world):
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    return path
+    return write_csv(ground_truth_rows(world), GROUND_TRUTH_COLUMNS, path)
 
 
 def generate_sample(out_dir: Path, seed: int = 0, n_animals: int = 48) -> SampleSource:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +40,17 @@ def planted_rows(planted: Iterable[PlantedMatch]) -> list[dict[str, Any]]:
 
 def write_planted(planted: Iterable[PlantedMatch], path: Path) -> Path:
     """Write ``planted`` as CSV to ``path`` (empty cells for None)."""
+    return write_csv(planted_rows(planted), PLANTED_COLUMNS, path)
+
+
+def write_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str], path: str | Path) -> Path:
+    """``rows`` as CSV with a header (empty cells for None): the sample's ground-truth files."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=PLANTED_COLUMNS)
+        writer = csv.DictWriter(fh, fieldnames=list(columns))
         writer.writeheader()
-        for row in planted_rows(planted):
+        for row in rows:
             writer.writerow({k: "" if v is None else v for k, v in row.items()})
     return path
 
