@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.shared]
 def test_training_reads_the_detector_crops(oxford_pets: Path, yolo_model_dir: Path, tmp_path: Path) -> None:
     from dagster import AssetSelection, materialize
 
-    from assets import curation, dataset, ingest, model
+    from assets import curation, dataset, ingest, matching, model
     from dagster_project.definitions import build_resources
     from dagster_project.resources import DetectorResource
     from petid.records import empty_catalogue
@@ -39,10 +39,10 @@ def test_training_reads_the_detector_crops(oxford_pets: Path, yolo_model_dir: Pa
                           "image_size: 64\nepochs: 1\nmax_steps: 1\np: 4\nnum_workers: 0\ncache_images: false\n"
                           "unfreeze_blocks: 99\n")
     resources = {**build_resources(home=str(home)), "detector": DetectorResource(weights=str(yolo_model_dir))}
-    selection = (AssetSelection.assets("external_datasets").downstream()
-                 - AssetSelection.assets("evaluation_report", "search_index"))
+    selection = (AssetSelection.assets("external_datasets", "match_decisions").downstream()
+                 - AssetSelection.groups("matching") - AssetSelection.assets("evaluation_report", "search_index"))
     result = materialize(
-        [asset for group in (ingest, curation, dataset, model) for asset in group.defs.assets],
+        [asset for group in (ingest, curation, dataset, model, matching) for asset in group.defs.assets],
         selection=selection, resources=resources,
         run_config={"ops": {"external_datasets": {"config": {"specs": [f"csv:{listing}"]}},
                             "images": {"config": {"workers": 1}}, "image_hashes": {"config": {"workers": 1}},
