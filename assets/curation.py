@@ -131,7 +131,8 @@ def deduplicated_images(context: AssetExecutionContext, config: DedupConfig, ima
         asset_key="deduplicated_images",
         value=result.kept,
         metadata={**counts(result.stats), "kept": result.kept.num_rows, "policy": config.policy,
-                  "threshold": config.threshold},
+                  "threshold": config.threshold,
+                  "thumbnails": photo_grid("After deduplication, a few animals", identity_rows(result.kept))},
     )
     yield MaterializeResult(
         asset_key="cross_identity_duplicates",
