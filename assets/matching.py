@@ -6,6 +6,7 @@ scores), ``evaluation.review`` (the page) and ``curation.decisions`` (the decisi
 """
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from dagster import AssetExecutionContext, Config, Definitions, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
@@ -93,7 +94,7 @@ def match_candidates(
     recall = recall_at(result.candidates, known)
     if recall["missed"]:
         context.log.info(f"known pairs not within the top 5: {recall['missed'][:10]}")
-    top = result.candidates.filter(pa.compute.equal(result.candidates.column("rank"), 1)).to_pylist()[:6]
+    top = result.candidates.filter(pc.equal(result.candidates.column("rank"), 1)).to_pylist()[:6]
     return MaterializeResult(
         value=result.candidates,
         metadata={

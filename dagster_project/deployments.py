@@ -39,6 +39,7 @@ from dagster_project.resources import (
 from petid.errors import UserError
 
 DEPLOYMENTS = ("production", "demo")
+LAUNCHERS = ("in_process", "subprocess")  # TrainingResource.launcher
 
 # variable -> (resource.field it configures, what it means); the README's configuration table is this one
 ENVIRONMENT: dict[str, tuple[str, str]] = {
@@ -57,6 +58,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "PETID_KNOWN_MATCHES": ("matching.known_matches_csv", "CSV of true lost/found pairs to report recall on"),
     "PETID_ALERT_WEBHOOK": ("alerts.webhook_url", "JSON webhook for new lost/found candidates; unset = no alerts"),
     "PETID_ALERT_MIN_SCORE": ("alerts.min_score", "minimum candidate score posted (0.8)"),
+    "PETID_TRAIN_LAUNCHER": ("training.launcher", "in_process | subprocess (Dagster Pipes; docs/training-pipes.md)"),
     "PETID_SAMPLE_SEED": ("sample.seed", "demo only: seed of the sample world (0)"),
     "PETID_SAMPLE_ANIMALS": ("sample.n_animals", "demo only: animals in the sample world (48)"),
 }
@@ -94,6 +96,14 @@ def env_float(name: str, default: float) -> float:
         raise DeploymentError(f"{name}={value!r} is not a number") from None
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """A value from a fixed set (a ``Literal`` field, which takes no ``EnvVar``): checked here, once."""
+    value = _env(name) or default
+    if value not in choices:
+        raise DeploymentError(f"{name}={value!r}: expected one of {', '.join(choices)}")
+    return value
+
+
 def env_list(name: str, sep: str = ",") -> list[str]:
     return [item.strip() for item in (_env(name) or "").split(sep) if item.strip()]
 
@@ -114,7 +124,8 @@ def production_resources(home: str | None = None) -> dict[str, Any]:
             export_dirs=env_list("PETID_TELEGRAM_EXPORTS")),
         "datasets": DatasetsResource(specs=env_list("PETID_DATASETS", ";")),
         "detector": DetectorResource(weights=env_str("PETID_DETECTOR")),
-        "training": TrainingResource(preset=env_str("PETID_TRAIN_PRESET", "auto")),
+        "training": TrainingResource(preset=env_str("PETID_TRAIN_PRESET", "auto"),
+                                     launcher=env_choice("PETID_TRAIN_LAUNCHER", "in_process", LAUNCHERS)),
         "matching": MatchingResource(known_matches_csv=env_str("PETID_KNOWN_MATCHES")),
         "alerts": AlertsResource(webhook_url=env_str("PETID_ALERT_WEBHOOK"),
                                  min_score=env_float("PETID_ALERT_MIN_SCORE", 0.8)),

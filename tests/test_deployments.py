@@ -15,7 +15,8 @@ from dagster_project.resources import HttpClientResource, TrainingResource
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("PETID_DEPLOYMENT", "PETID_TRAIN_PRESET", "PETID_RATE_LIMIT", "PETID_PET911_URL", "PETID_SAMPLE_SEED"):
+    for name in ("PETID_DEPLOYMENT", "PETID_TRAIN_PRESET", "PETID_RATE_LIMIT", "PETID_PET911_URL", "PETID_SAMPLE_SEED",
+                 "PETID_TRAIN_LAUNCHER"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -36,6 +37,11 @@ def test_environment_values_are_checked_with_one_line_errors(monkeypatch: pytest
         production_resources()
     monkeypatch.setenv("PETID_RATE_LIMIT", "0.5")
     assert production_resources()["http"].rate_limit_per_s == 0.5
+    monkeypatch.setenv("PETID_TRAIN_LAUNCHER", "kubernetes")
+    with pytest.raises(DeploymentError, match="PETID_TRAIN_LAUNCHER='kubernetes': expected one of in_process"):
+        production_resources()
+    monkeypatch.setenv("PETID_TRAIN_LAUNCHER", "subprocess")
+    assert production_resources()["training"].launcher == "subprocess"
     monkeypatch.setenv("PETID_SAMPLE_SEED", "x1")
     with pytest.raises(DeploymentError, match="not an integer"):
         demo_resources()
