@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from curation.decisions import DecisionLog, pair_id
 from evaluation.match_run import listing_frame, mentioned_city, recall_at, review_cards, run_matching
@@ -77,3 +78,40 @@ def test_review_cards_carry_the_place_title_and_photos() -> None:
     cards = review_cards(_identities(), images, _places())
     assert cards["pet911:rl1"].place == "Химки" and cards["pet911:rl1"].title == "a"
     assert len(cards["pet911:rl1"].photos) == 4 and cards["telegram:c1:5"].photos == []
+
+
+def test_real_pet911_pages_give_places_the_matcher_uses(pet911_pages: Path) -> None:
+    """Every real saved detail page (2020 JSON, 2022 and 2024 markup) → the listings table → ``listing_places`` →
+    ``listing_frame``: coordinates and cities as the site gives them, event dates preferred, and a matching run
+    over them applies the location rules it says it applied."""
+    from scrapers.pet911.crawl import LISTINGS_SCHEMA, listing_places
+    from scrapers.pet911.parse import NotAListingError, parse_listing
+
+    records = []
+    for page in sorted(p for p in pet911_pages.rglob("*") if p.is_file() and p.suffix != ".MIT"):
+        try:
+            records.append(parse_listing(page.read_bytes()))
+        except NotAListingError:
+            continue
+    listings = pa.Table.from_pylist([{**r, "url": None, "page_sha256": None} for r in records], schema=LISTINGS_SCHEMA)
+    places = listing_places(listings).to_pandas()
+    assert places.identity_id.is_unique and len(places) == len({r["listing_id"] for r in records}) >= 5
+    assert places.lat.notna().sum() >= 3 and places.city.notna().all()
+    assert places.lat.dropna().between(-90, 90).all() and places.lng.dropna().between(-180, 180).all()
+    latest = {f"pet911:{r['listing_id']}": r for r in records}
+    identities = pd.DataFrame([{"identity_id": i, "kind": r["kind"], "species": r["species"], "date": r["date_added"],
+                                "url": None, "text": r["description"]} for i, r in latest.items()])
+    frame = listing_frame(identities, places)
+    assert frame.date.notna().all()
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(len(frame) * 2, 8)).astype(np.float32)
+    photos = pd.DataFrame({"listing_id": np.repeat(frame.listing_id.to_numpy(), 2), "path": "x"})
+    from evaluation.matching import Listings, match_listings
+
+    lost, found = (Listings.from_frames(frame[frame.kind == k], photos[photos.listing_id.isin(frame.listing_id[
+        frame.kind == k])].reset_index(drop=True), vectors[photos.listing_id.isin(frame.listing_id[frame.kind == k])
+                                                             .to_numpy()]) for k in ("lost", "found"))
+    result = match_listings(found, lost, "found", "m", MatchConfig(max_km=5000, window_days=100_000, slack_days=100_000))
+    rows = result.candidates.to_pandas()
+    assert set(rows.rule) <= {"distance", "same-city", "no-location"}
+    assert rows.loc[rows.rule == "distance", "distance_km"].notna().all()

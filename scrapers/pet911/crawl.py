@@ -400,9 +400,11 @@ def identity_id(listing_id: str) -> str:
 
 def listing_places(listings: pa.Table) -> pa.Table:
     """Where and when each listing's animal was lost or found, by identity id: ``identity_id``, ``lat``, ``lng``,
-    ``city``, ``address``, ``title``, ``date`` (the event date, else the posting date) and ``closed``."""
-    rows = listings.select(["listing_id", "lat", "lng", "city", "address", "title", "date_event", "date_added",
-                            "closed"]).to_pylist()
+    ``city``, ``address``, ``title``, ``date`` (the event date, else the posting date) and ``closed``; one row per
+    listing, its latest capture (a listing saved twice, e.g. before and after a redesign, appears once)."""
+    latest = {r["listing_id"]: r for r in listings.select(["listing_id", "lat", "lng", "city", "address", "title",
+                                                            "date_event", "date_added", "closed"]).to_pylist()}
+    rows = list(latest.values())
     return pa.table({
         "identity_id": [identity_id(r["listing_id"]) for r in rows],
         "lat": pa.array([r["lat"] for r in rows], pa.float64()), "lng": pa.array([r["lng"] for r in rows], pa.float64()),
