@@ -104,13 +104,23 @@ class UsearchBackend(Backend):
     def __init__(self, index) -> None:
         self.index = index
 
+    # Rows inserted one thread at a time before parallel insertion starts. Concurrent inserts into a young graph
+    # leave poorly linked nodes: on 900 vectors with 16 threads, 1–2 % of queries missed their true nearest
+    # neighbour (top-1 score 0.38 instead of 0.96); with a serial seed none did, and large builds stay parallel.
+    SERIAL_SEED = 4096
+
     @classmethod
     def build(cls, vectors: np.ndarray, dtype: str = "f16", connectivity: int = 16, threads: int = 0) -> UsearchBackend:
         from usearch.index import Index
 
         index = Index(ndim=vectors.shape[1], metric="ip", dtype=dtype, connectivity=connectivity)
-        if len(vectors):
-            index.add(np.arange(len(vectors), dtype=np.uint64), np.asarray(vectors, dtype=np.float32), threads=threads)
+        keys = np.arange(len(vectors), dtype=np.uint64)
+        rows = np.asarray(vectors, dtype=np.float32)
+        seed = min(len(rows), cls.SERIAL_SEED)
+        if seed:
+            index.add(keys[:seed], rows[:seed], threads=1)
+        if len(rows) > seed:
+            index.add(keys[seed:], rows[seed:], threads=threads)
         return cls(index)
 
     @classmethod

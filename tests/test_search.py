@@ -92,7 +92,7 @@ def test_filters_as_in_kashtanka(gallery: pd.DataFrame, tmp_path: Path) -> None:
 def test_exact_and_usearch_agree_on_synthetic_gallery(tmp_path: Path) -> None:
     centres, ids, vectors = _synthetic_gallery()
     exact = ExactBackend(vectors)
-    approx = UsearchBackend.build(vectors)
+    approx = UsearchBackend.build(vectors, threads=16)  # more threads than cores, as on a many-core CI host
     approx.save(tmp_path)
     reloaded = UsearchBackend.load(tmp_path)
     assert reloaded.size == len(vectors)
