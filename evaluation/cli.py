@@ -159,7 +159,9 @@ def _search_arguments(args: argparse.Namespace) -> dict:
     if near is None and (args.radius_km is not None or args.include_unlocated):
         raise SearchError("--radius-km and --include-unlocated need --near LAT,LNG")
     radius = parse_radius(args.radius_km, "--radius-km") if args.radius_km is not None else None
-    return {"query": list(args.photos) or None, "listing": args.listing, "top_k": args.top_k, "species": args.species,
+    if args.text is not None and not args.photos:
+        raise SearchError("--text describes the animal in your photos: give the PHOTOs too")
+    return {"query": list(args.photos) or None, "text": args.text, "listing": args.listing, "top_k": args.top_k, "species": args.species,
             "kind": args.kind, "since": args.since, "until": args.until, "aggregation": args.aggregation,
             "near": near, "radius_km": radius, "include_unlocated": args.include_unlocated}
 
@@ -269,6 +271,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--listing", metavar="ID_OR_URL",
                    help="search with an indexed listing's own photos (identity id or url) instead; it is left out")
     p.add_argument("--index", required=True, help="index folder from `petid index build`")
+    p.add_argument("--text", help="your description of the animal (breed, colour, markings, collar), for an index "
+                   "built with a fused model; phone numbers and links are stripped before it is encoded")
     p.add_argument("--top-k", type=_positive_int, default=10, help="candidate listings to return (default 10)")
     p.add_argument("--aggregation", default="mean",
                    help="listing score from its query x listing photo pairs: mean (default), max or top<k>mean")

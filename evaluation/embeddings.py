@@ -24,11 +24,23 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class PhotoEmbedder(Protocol):
-    """What evaluation and search need from a model (``training.embedder.Embedder`` satisfies it)."""
+    """What evaluation and search need from a model (``training.embedder.Embedder`` satisfies it). A model with
+    ``uses_text`` (a true attribute) is also given each photo's listing text: ``embed(paths, texts=...)``."""
 
     model_id: str
 
     def embed(self, paths: list[str], batch_size: int = 32) -> np.ndarray: ...
+
+
+def uses_text(embedder: object) -> bool:
+    return bool(getattr(embedder, "uses_text", False))
+
+
+def text_key(key: str, text: str | None) -> str:
+    """The cache key of a (photo, text) input: the photo's sha256, and the text's when there is one."""
+    import hashlib
+
+    return key if text is None else hashlib.sha256(f"{key}\0{text}".encode()).hexdigest()
 
 
 class EmbeddingError(UserError, ValueError):
@@ -105,20 +117,26 @@ def embed_frame(
 ) -> np.ndarray:
     """L2-normalised float32 embeddings ``(len(frame), D)`` in row order; cached by (model id, sha256).
 
-    Identical files are embedded once. ``cache_dir=None`` disables the cache.
+    Identical files are embedded once. ``cache_dir=None`` disables the cache. A text-reading model embeds each
+    photo with its row's ``text`` (keyed by photo and text, see ``text_key``).
     """
-    keys = content_keys(frame)
+    from training.embedder import frame_texts
+
+    texts = frame_texts(frame) if uses_text(embedder) else [None] * len(frame)
+    keys = [text_key(k, t) for k, t in zip(content_keys(frame), texts)]
     cached = load_cache(cache_dir, embedder.model_id) if cache_dir is not None else {}
     paths = frame["path"].astype(str).tolist()
-    missing: dict[str, str] = {}
-    for key, path in zip(keys, paths):
+    missing: dict[str, tuple[str, str | None]] = {}
+    for key, path, text in zip(keys, paths, texts):
         if key not in cached and key not in missing:
             if not os.path.isfile(path):
                 raise EmbeddingError(f"image file not found: {path}")
-            missing[key] = path
+            missing[key] = (path, text)
     if missing:
         new_keys = list(missing)
-        vectors = np.asarray(embedder.embed([missing[k] for k in new_keys], batch_size=batch_size), dtype=np.float32)
+        new_paths = [missing[k][0] for k in new_keys]
+        extra = {"texts": [missing[k][1] for k in new_keys]} if uses_text(embedder) else {}
+        vectors = np.asarray(embedder.embed(new_paths, batch_size=batch_size, **extra), dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(new_keys):
             raise EmbeddingError(
                 f"embedder {embedder.model_id} returned shape {vectors.shape} for {len(new_keys)} images"

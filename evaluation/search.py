@@ -54,7 +54,7 @@ from evaluation.ann import (
     make_backend,
     top_k,
 )
-from evaluation.embeddings import PhotoEmbedder, embed_frame, load_photo_embedder, normalise, photo_frame
+from evaluation.embeddings import PhotoEmbedder, embed_frame, load_photo_embedder, normalise, photo_frame, uses_text
 from evaluation.matching import DEFAULT_AGGREGATION, MatchConfig, MatchError, aggregate, haversine_km, parse_aggregation
 from petid.errors import UserError
 
@@ -380,16 +380,24 @@ class SearchIndex:
             )
         return self._embedder
 
-    def embed_photos(self, photos: Sequence[str | os.PathLike[str]]) -> np.ndarray:
+    def embed_photos(self, photos: Sequence[str | os.PathLike[str]], text: str | None = None) -> np.ndarray:
         """The query photos' embeddings ``(m, D)`` with the index's model (loaded on first use); every photo is
-        checked first (``SearchError`` for a missing, non-image or undecodable one)."""
+        checked first (``SearchError`` for a missing, non-image or undecodable one). ``text`` (the finder's
+        description) goes with every photo to a model that reads text; an image model refuses it."""
         for photo in photos:
             check_query_photo(photo)
-        return self._model().embed([str(p) for p in photos], batch_size=max(1, min(32, len(photos))))
+        model = self._model()
+        extra: dict[str, Any] = {}
+        if text is not None:
+            if not uses_text(model):
+                raise SearchError(f"index {self.directory} was built with an image-only model ({model.model_id}): "
+                                  "drop the text, or build the index with a model that reads text (a fused model)")
+            extra["texts"] = [text] * len(photos)
+        return model.embed([str(p) for p in photos], batch_size=max(1, min(32, len(photos))), **extra)
 
-    def embed_photo(self, photo: str | os.PathLike[str]) -> np.ndarray:
+    def embed_photo(self, photo: str | os.PathLike[str], text: str | None = None) -> np.ndarray:
         """One query photo's embedding (see :meth:`embed_photos`)."""
-        return self.embed_photos([photo])[0]
+        return self.embed_photos([photo], text)[0]
 
     def find_listing(self, listing: str) -> int:
         """Row of the listing whose ``identity_id`` or ``url`` is ``listing`` (URLs compare without scheme,
@@ -406,7 +414,7 @@ class SearchIndex:
             raise SearchError(f"listing {text!r} is not in index {self.directory} (no identity_id or url matches)")
         return int(hits[0])
 
-    def _query_vectors(self, query: Any) -> tuple[np.ndarray, list[str | None]]:
+    def _query_vectors(self, query: Any, text: str | None = None) -> tuple[np.ndarray, list[str | None]]:
         if query is None:
             raise SearchError("no query: give one or more photos, vectors or a listing")
         if isinstance(query, (str, os.PathLike)):
@@ -418,7 +426,7 @@ class SearchIndex:
             paths = [str(p) for p in query]
             if not paths:
                 raise SearchError("no query photos given")
-            vectors = self.embed_photos(paths)
+            vectors = self.embed_photos(paths, text)
         vectors = np.asarray(vectors, np.float32)
         if vectors.ndim != 2 or not len(vectors):
             raise SearchError(f"query vectors must be (D,) or (m, D), got shape {vectors.shape}")
@@ -452,9 +460,11 @@ class SearchIndex:
         near: tuple[float, float] | str | None = None,
         radius_km: float | None = None,
         include_unlocated: bool = False,
+        text: str | None = None,
     ) -> SearchResult:
         """The best ``top_k`` listings for one animal: ``query`` (a photo path, several, a vector ``(D,)`` or
-        vectors ``(m, D)``) or ``listing`` (an indexed listing's ``identity_id`` or ``url``: its own photos, itself
+        vectors ``(m, D)``, with ``text`` — the finder's description — for an index built by a text-reading
+        model) or ``listing`` (an indexed listing's ``identity_id`` or ``url``: its own photos, itself
         excluded). Filters and scoring: module doc; ``near`` is ``(lat, lng)`` or ``"LAT,LNG"``, ``radius_km``
         defaults to ``DEFAULT_RADIUS_KM``. Arguments are checked before any photo is embedded."""
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
@@ -473,6 +483,8 @@ class SearchIndex:
         elif radius_km is not None:
             raise SearchError("radius_km needs near (a LAT,LNG point)")
         exclude = None
+        if text is not None and (listing is not None or isinstance(query, np.ndarray)):
+            raise SearchError("text goes with query photos, not with a listing or vectors")
         if listing is not None:
             if query is not None:
                 raise SearchError("give query photos or a listing, not both")
@@ -480,7 +492,7 @@ class SearchIndex:
             rows = slice(self._starts[exclude], self._starts[exclude] + self._counts[exclude])
             vectors, paths = normalise(self.vectors[rows]), [str(p) for p in self._paths[rows]]
         else:
-            vectors, paths = self._query_vectors(query)
+            vectors, paths = self._query_vectors(query, text)
         allowed = self._allowed(species, kind, since_iso, until_iso)
         if exclude is not None:
             allowed[exclude] = False

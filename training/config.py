@@ -24,6 +24,7 @@ class ConfigError(UserError, ValueError):
 
 
 PRESETS = ("auto", "small", "recipe", "demo")
+MODALITIES = ("image", "text", "fused")
 AUTO_RECIPE_MIN_IDENTITIES = 1000  # ``auto`` picks the published recipe from this many training identities on
 
 
@@ -46,6 +47,11 @@ class TrainConfig:
     the trained model's validation mAP must exceed the frozen backbone's, at the lower bound of the paired 95 %
     interval, to be promoted to ``production``, which also needs ``gate_min_val_identities`` validation animals.
     ``max_steps`` caps optimiser steps over the whole run (None = full epochs).
+    ``modality``: ``image`` (photos only), ``text`` (the listing text only) or ``fused`` (photo + text through
+    ``fusion``: ``concat``, ``scalar``, ``gated`` or ``cross_attention``; ``training.fusion``). ``text_encoder``:
+    ``hashed-ngrams`` (offline, ``text_dim`` wide, ``text_buckets`` rows) or a Hugging Face model id
+    (``training.text_encoders``); its parameters learn at ``lr * text_lr_scale``. ``text_dropout``: the share of
+    training photos whose text is hidden, so the model also learns to embed listings without text.
     """
 
     backbone: str = "efficientnet_lite0"
@@ -83,6 +89,13 @@ class TrainConfig:
     checkpoint_every: int = 50
     gate_margin: float = 0.0
     gate_min_val_identities: int = 5
+    modality: str = "image"
+    text_encoder: str = "hashed-ngrams"
+    fusion: str = "gated"
+    text_dim: int = 128
+    text_buckets: int = 1 << 16
+    text_lr_scale: float = 10.0
+    text_dropout: float = 0.1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -109,6 +122,12 @@ class TrainConfig:
             "augment": self.augment in ("standard", "strong"),
             "mining": self.mining in ("batch_hard", "semi_hard"),
             "small_identities": self.small_identities in ("exclude", "replace"),
+            "modality": self.modality in MODALITIES,
+            "fusion": self.fusion in ("concat", "scalar", "gated", "cross_attention"),
+            "text_dim": self.text_dim > 0,
+            "text_buckets": self.text_buckets >= 2,
+            "text_lr_scale": self.text_lr_scale > 0,
+            "text_dropout": 0 <= self.text_dropout < 1,
             "loss_weights": set(self.loss_weights) <= {"triplet", "intra_pair_variance"} and bool(self.loss_weights),
         }
         bad = [name for name, ok in checks.items() if not ok]

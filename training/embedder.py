@@ -12,10 +12,18 @@ import numpy as np
 from training.config import TrainConfig
 
 
+def frame_texts(frame: Any) -> list[str | None]:
+    """Each row's listing text (``text`` column; None where empty or absent): what a text-reading model embeds."""
+    if "text" not in frame:
+        return [None] * len(frame)
+    return [t if isinstance(t, str) and t.strip() else None for t in frame["text"]]
+
+
 class Embedder:
-    """``embed(paths) -> float32 (n, D)`` L2-normalised embeddings; ``model_id`` is the version id or
+    """``embed(paths, texts=None) -> float32 (n, D)`` L2-normalised embeddings; ``model_id`` is the version id or
     ``baseline:<backbone>``. Eval transforms come from the model's timm data config (with its image size);
-    ``tta_flip`` averages each photo's embedding with its mirror image's."""
+    ``tta_flip`` averages each photo's embedding with its mirror image's. ``uses_text``: the model reads each
+    photo's listing text (``texts``, parallel to ``paths``; None where a listing has none); others ignore it."""
 
     def __init__(self, model: Any, data_config: dict[str, Any], model_id: str, tta_flip: bool = False) -> None:
         import torch
@@ -28,15 +36,24 @@ class Embedder:
         self.transform = eval_transform(data_config)
         self.model_id = model_id
         self.tta_flip = tta_flip
+        self.uses_text = bool(getattr(model, "uses_text", False))
 
-    def embed(self, paths: list[str], batch_size: int = 32, num_workers: int = 0) -> np.ndarray:
-        """Embeddings of ``paths`` in order; an unreadable photo raises ImageReadError naming it."""
-        from training.data import ImageDataset
+    def embed(self, paths: list[str], batch_size: int = 32, num_workers: int = 0,
+              texts: list[str | None] | None = None) -> np.ndarray:
+        """Embeddings of ``paths`` (with ``texts``) in order; an unreadable photo raises ImageReadError naming it."""
+        from training.data import ImageDataset, ListingDataset
 
         if not len(paths):
             return np.zeros((0, self.dim), np.float32)
-        return self.embed_dataset(ImageDataset([str(p) for p in paths], [0] * len(paths), self.transform),
-                                  batch_size, num_workers)
+        paths, labels = [str(p) for p in paths], [0] * len(paths)
+        if not self.uses_text:
+            return self.embed_dataset(ImageDataset(paths, labels, self.transform), batch_size, num_workers)
+        texts = list(texts) if texts is not None else [None] * len(paths)
+        if len(texts) != len(paths):
+            raise ValueError(f"{len(texts)} texts for {len(paths)} photos")
+        dataset = ListingDataset(paths, labels, self.transform, texts, self.model.tokenizer,
+                                 with_images=self.model.image is not None)
+        return self.embed_dataset(dataset, batch_size, num_workers)
 
     def embed_dataset(self, dataset: Any, batch_size: int = 32, num_workers: int = 0) -> np.ndarray:
         """Embeddings of every ``(image tensor, label)`` item of ``dataset``, in order (eval mode)."""
@@ -50,11 +67,12 @@ class Embedder:
                             multiprocessing_context=worker_context() if num_workers else None)
         out = []
         with torch.inference_mode():
-            for images, _ in loader:
-                images = images.to(self.device)
-                vectors = self.model(images).float()
-                if self.tta_flip:
-                    vectors = vectors + self.model(torch.flip(images, dims=[3])).float()
+            for *inputs, _ in loader:
+                images, *text = (x.to(self.device) for x in inputs)
+                text = text if self.uses_text else []  # an image model given a listing dataset reads the photos only
+                vectors = self.model(images, *text).float()
+                if self.tta_flip and images.dim() == 4:
+                    vectors = vectors + self.model(torch.flip(images, dims=[3]), *text).float()
                 out.append(torch.nn.functional.normalize(vectors, dim=1).cpu().numpy())
         return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
 
@@ -62,6 +80,8 @@ class Embedder:
     def dim(self) -> int:
         import torch
 
+        if getattr(self.model, "embedding_dim", None):
+            return int(self.model.embedding_dim)
         with torch.inference_mode():
             size = self.data_config["input_size"]
             return int(self.model(torch.zeros(1, *size, device=self.device)).shape[1])
@@ -102,7 +122,7 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any], Train
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from training.model import EmbeddingModel, set_pooling
+    from training.model import EmbeddingModel, build_trained_model, set_pooling
     from training.pretrained import create_backbone
     from training.registry import ModelNotFoundError
 
@@ -113,8 +133,11 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any], Train
         kind = stored.pop("kind", "trained")
         stored.pop("code_version", None)
         config = TrainConfig.from_dict(stored)
-        backbone = set_pooling(create_backbone(config.backbone, "none"), config.pooling)
-        model = EmbeddingModel(backbone, None if kind == "frozen" else config.embedding_dim)
+        if kind != "frozen" and config.modality != "image":
+            model = build_trained_model(config, pretrained="none")
+        else:
+            backbone = set_pooling(create_backbone(config.backbone, "none"), config.pooling)
+            model = EmbeddingModel(backbone, None if kind == "frozen" else config.embedding_dim)
         model.load_state_dict(load_file(str(path / "weights.safetensors")), strict=True)
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
         reason = " ".join(str(exc).split())[:200]

@@ -91,8 +91,12 @@ def validate_gate(val: Any, model: Any, frozen: Any, margin: float, seed: int = 
     frame = prepare_frame(val)
     pairs = make_pairs(frame["identity_id"].to_numpy(), seed=seed)
     paths = list(frame["path"])
-    evaluations = {"model": evaluate_embeddings(frame, model.embed(paths), "model", pairs),
-                   "frozen": evaluate_embeddings(frame, frozen.embed(paths), "frozen", pairs)}
+    from training.embedder import frame_texts
+
+    texts = frame_texts(frame)
+    embed = lambda e: e.embed(paths, texts=texts) if getattr(e, "uses_text", False) else e.embed(paths)  # noqa: E731
+    evaluations = {"model": evaluate_embeddings(frame, embed(model), "model", pairs),
+                   "frozen": evaluate_embeddings(frame, embed(frozen), "frozen", pairs)}
     delta = bootstrap_intervals(frame["identity_id"].to_numpy(), pairs, evaluations, seed=seed)["delta:frozen"]
     scores = {name: {k: float(e.metrics()[k]) for k in HEADLINE} for name, e in evaluations.items()}
     decision = gate_decision(scores["model"], scores["frozen"], margin, delta, int(frame["identity_id"].nunique()),

@@ -80,3 +80,12 @@ def build_frozen(config: TrainConfig, pretrained: str | None = None) -> Embeddin
     model = EmbeddingModel(build_backbone(config, pretrained), None)
     model.requires_grad_(False)
     return model.eval()
+
+
+def build_trained_model(config: TrainConfig, pretrained: str | None = None) -> nn.Module:
+    """What ``config.modality`` trains: ``build_model`` for ``image``, ``training.multimodal`` for ``text``/``fused``."""
+    if config.modality == "image":
+        return build_model(config, pretrained)
+    from training.multimodal import build_multimodal
+
+    return build_multimodal(config, pretrained)

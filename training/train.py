@@ -29,6 +29,8 @@ from training.registry import ModelRegistry, manifest_hash, version_id
 
 # operational knobs that do not change what is learned: left out of the version hash
 UNHASHED_FIELDS = ("num_workers", "checkpoint_every", "gate_margin", "gate_min_val_identities")  # the gate is re-decided, never retrained
+# what an image-only model ignores: left out of its hash, so its version id is what it was before text existed
+TEXT_FIELDS = ("modality", "text_encoder", "fusion", "text_dim", "text_buckets", "text_lr_scale", "text_dropout")
 
 
 class TrainingDataError(UserError, ValueError):
@@ -54,7 +56,8 @@ class TrainResult:
 
 
 def hashed_config(config: TrainConfig) -> dict[str, Any]:
-    return {k: v for k, v in config.to_dict().items() if k not in UNHASHED_FIELDS}
+    skip = UNHASHED_FIELDS + (TEXT_FIELDS if config.modality == "image" else ("fusion",) if config.modality == "text" else ())
+    return {k: v for k, v in config.to_dict().items() if k not in skip}
 
 
 def check_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -169,7 +172,7 @@ class Trainer:
         from training.data import ImageDataset, decode_all
         from training.ddp import init_distributed
         from training.losses import build_loss
-        from training.model import build_model
+        from training.model import build_trained_model
         from training.samplers import BalancedIdentitySampler
         from training.transforms import cache_size, data_config, eval_transform, train_transform
 
@@ -178,12 +181,13 @@ class Trainer:
         self.use_cuda = torch.cuda.is_available()
         self.device = torch.device(f"cuda:{info.local_rank}" if self.use_cuda else "cpu")
         init_distributed(info, self.use_cuda)
-        self.model = build_model(config).to(self.device)
-        self.dcfg = data_config(self.model.backbone, config.image_size)
+        self.model = build_trained_model(config).to(self.device)
+        self.with_images = config.modality != "text"
+        self.dcfg = data_config(self.model.backbone if self.with_images else _image_backbone(config), config.image_size)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)  # bench/train_throughput.py measures both
         cache_train = cache_val = None
-        if config.cache_images:
+        if config.cache_images and self.with_images:
             side = cache_size(self.dcfg)
             cache_train = decode_all(list(self.train["path"]), side)
             cache_val = decode_all(list(self.val["path"]), side) if len(self.val) else None
@@ -192,10 +196,11 @@ class Trainer:
                                                rank=info.rank, world_size=info.world_size)
         if self.sampler.excluded:
             self.log(f"{len(self.sampler.excluded)} identities with fewer than k={config.k} photos excluded from training")
-        self.train_set = ImageDataset(list(self.train["path"]), train_labels, train_transform(self.dcfg, config.augment),
-                                      cache_train)
+        self.train_set = self._dataset(self.train, train_labels, train_transform(self.dcfg, config.augment), cache_train,
+                                       config.text_dropout)
         self.train_eval_set = ImageDataset(list(self.train["path"]), train_labels, eval_transform(self.dcfg), cache_train)
-        self.val_set = ImageDataset(list(self.val["path"]), [0] * len(self.val), eval_transform(self.dcfg), cache_val)
+        self.val_images = ImageDataset(list(self.val["path"]), [0] * len(self.val), eval_transform(self.dcfg), cache_val)
+        self.val_set = self._dataset(self.val, [0] * len(self.val), eval_transform(self.dcfg), cache_val)
         self.steps_per_epoch = len(self.sampler)
         self.total_steps = config.epochs * self.steps_per_epoch
         if config.max_steps is not None:
@@ -206,19 +211,33 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             self.ddp_model = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.use_cuda else None)
-        head = [p for p in self.model.head.parameters()] + [p for p in self.loss_fn.parameters()]
-        backbone = [p for p in self.model.backbone.parameters() if p.requires_grad]
-        groups = [{"params": head, "lr": config.lr}]
+        backbone = [p for p in self.model.backbone.parameters() if p.requires_grad] if self.with_images else []
+        text = list(self.model.text.parameters()) if config.modality != "image" else []
+        taken = {id(p) for p in backbone + text}
+        head = [p for p in self.model.parameters() if p.requires_grad and id(p) not in taken]
+        groups = [{"params": head + list(self.loss_fn.parameters()), "lr": config.lr}]
         if backbone and config.backbone_lr_scale > 0:
             groups.append({"params": backbone, "lr": config.lr * config.backbone_lr_scale})
+        if text:
+            groups.append({"params": text, "lr": config.lr * config.text_lr_scale})
         self.optimizer = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
         self.checkpoint_path = self.registry.work_dir(self.vid) / "last.pt"
+
+    def _dataset(self, rows: pd.DataFrame, labels: list[int], transform: Any, cache: Any, text_dropout: float = 0.0) -> Any:
+        """Photos for an image model; photos (or not, for ``text``) with their listing text for the others."""
+        from training.data import ImageDataset, ListingDataset
+        from training.embedder import frame_texts
+
+        if self.config.modality == "image":
+            return ImageDataset(list(rows["path"]), labels, transform, cache)
+        return ListingDataset(list(rows["path"]), labels, transform, frame_texts(rows), self.model.tokenizer, cache,
+                              with_images=self.with_images, text_dropout=text_dropout)
 
     # -- epoch 0 ---------------------------------------------------------------------------------------------
     def init_head(self) -> None:
         """``head_init``: keep the random projection, or start from PCA / supervised whitening of the frozen
         training features (with their mirror images), computed in closed form."""
-        if self.config.head_init == "random":
+        if self.config.head_init == "random" or not self.with_images:
             return
         from training.whitening import fit_projection
 
@@ -258,7 +277,7 @@ class Trainer:
         return load_embedder(self.baseline_id, self.registry.root)
 
     def _frozen_val_embeddings(self) -> Any:
-        return self._frozen_embedder().embed_dataset(self.val_set)
+        return self._frozen_embedder().embed_dataset(self.val_images)
 
     # -- the loop --------------------------------------------------------------------------------------------
     def train_epoch(self, loader: Any, batches: Any) -> list[float]:
@@ -273,11 +292,13 @@ class Trainer:
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.bf16_autocast)
         every = max(1, min(config.checkpoint_every, self.steps_per_epoch))
         losses: list[float] = []
-        for images, labels in loader:
-            images = images.to(self.device, non_blocking=True).to(memory_format=self.memory_format)
+        for *inputs, labels in loader:
+            images, *text = (x.to(self.device, non_blocking=True) for x in inputs)
+            if images.dim() == 4:
+                images = images.to(memory_format=self.memory_format)
             labels = labels.to(self.device)
             with autocast:
-                embeddings = self.ddp_model(images)
+                embeddings = self.ddp_model(images, *text)
             loss = self.loss_fn(embeddings.float(), labels)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -395,6 +416,14 @@ class Trainer:
         write_gate(self.registry, self.vid, gate)
         shutil.rmtree(self.registry.work_dir(self.vid), ignore_errors=True)
         self.log(f"registered model version {self.vid} at {self.registry.path(self.vid)}")
+
+
+def _image_backbone(config: TrainConfig) -> Any:
+    """The configured (frozen) backbone, for a text-only model's data config: the frozen baseline it is gated
+    against reads the validation photos with it."""
+    from training.model import build_backbone
+
+    return build_backbone(config)
 
 
 def _format_row(row: dict[str, Any] | None) -> str:
