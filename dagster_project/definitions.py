@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions
 
 from assets import curation, dataset, ingest, matching, model
+from assets.curation_shards import SHARD_IO, ShardIOManager
 from dagster_project.automation import apply_cadence
 from dagster_project.deployments import production_resources, resources_for
-from dagster_project.jobs import full_pipeline_job, nightly_refresh_job, train_evaluate_job
+from dagster_project.executors import executor_for
+from dagster_project.jobs import curation_shards_job, full_pipeline_job, nightly_refresh_job, train_evaluate_job
 from dagster_project.sensors import automation_sensor, match_alerts
 
 
@@ -24,20 +26,23 @@ def build_resources(home: str | None = None) -> dict[str, Any]:
     return production_resources(home)
 
 
-def build_defs(deployment: str | None = None, **options: Any) -> Definitions:
+def build_defs(deployment: str | None = None, *, executor: str | None = None, **options: Any) -> Definitions:
     """The definitions with ``deployment``'s resources (else ``PETID_DEPLOYMENT``, else production); ``options``
     go to that deployment's resource builder (``home``; for the demo also ``seed``, ``n_animals``).
 
-    Steps run in the run's own process (``in_process_executor``): most steps are light, and a process start per
-    step cost more than the work (a UI nightly refresh took 134 s for 55 s of steps)."""
+    Steps run where ``executor`` says (else ``PETID_EXECUTOR``; ``dagster_project.executors``): by default in the
+    run's own process, since most steps are light and a process start per step cost more than the work (a UI
+    nightly refresh took 134 s for 55 s of steps); ``multiprocess`` or ``celery`` spread them, which pays for the
+    fanned-out ``curation_shards`` job."""
     assets = apply_cadence(ingest.defs, curation.defs, dataset.defs, model.defs, matching.defs)
+    resources = resources_for(deployment, **options)
     return Definitions.merge(
         assets,
         Definitions(
-            jobs=[nightly_refresh_job, train_evaluate_job, full_pipeline_job],
+            jobs=[nightly_refresh_job, train_evaluate_job, full_pipeline_job, curation_shards_job],
             sensors=[automation_sensor, match_alerts],
-            resources=resources_for(deployment, **options),
-            executor=in_process_executor,
+            resources={**resources, SHARD_IO: ShardIOManager(storage=resources["storage"])},
+            executor=executor_for(executor),
         ),
     )
 

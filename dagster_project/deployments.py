@@ -59,6 +59,9 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "PETID_ALERT_WEBHOOK": ("alerts.webhook_url", "JSON webhook for new lost/found candidates; unset = no alerts"),
     "PETID_ALERT_MIN_SCORE": ("alerts.min_score", "minimum candidate score posted (0.8)"),
     "PETID_TRAIN_LAUNCHER": ("training.launcher", "in_process | subprocess (Dagster Pipes; docs/training-pipes.md)"),
+    "PETID_EXECUTOR": ("(the executor)", "in_process (default) | multiprocess | celery (dagster_project/executors.py)"),
+    "PETID_CELERY_BROKER": ("celery executor broker", "Celery broker URL, redis://HOST:6379/0 (needed by celery)"),
+    "PETID_CELERY_BACKEND": ("celery executor backend", "Celery result backend URL (default: the broker)"),
     "PETID_SAMPLE_SEED": ("sample.seed", "demo only: seed of the sample world (0)"),
     "PETID_SAMPLE_ANIMALS": ("sample.n_animals", "demo only: animals in the sample world (48)"),
 }

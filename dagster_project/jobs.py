@@ -1,6 +1,9 @@
-"""Jobs: the nightly data refresh (scrape → curation → manifests) and train + evaluate."""
+"""Jobs: the nightly data refresh (scrape → curation → manifests), train + evaluate, and curation's image stages
+fanned out in shards (``curation_shards``, an op job: ``assets/curation_shards.py``)."""
 
 from dagster import AssetSelection, define_asset_job
+
+from assets.curation_shards import curation_shards_job
 
 REFRESH_GROUPS = ("ingest", "curation", "dataset")
 CRAWL_TAGS = {"petid/crawl": "pet911"}  # runs that crawl: deploy/dagster.yaml queues at most one at a time
@@ -24,3 +27,5 @@ full_pipeline_job = define_asset_job(
     tags=CRAWL_TAGS,
     description="Everything, end to end (what `petid demo` runs with the demo deployment).",
 )
+
+__all__ = ["curation_shards_job", "full_pipeline_job", "nightly_refresh_job", "train_evaluate_job"]
