@@ -178,3 +178,40 @@ class ModelRegistry:
             return path
         known = ", ".join(sorted(aliases)) or "none"
         raise ModelNotFoundError(f"model {ref_str!r} is not an alias ({known}), a version in {self.root} or a version dir")
+
+    # -- sharing between machines (petid.objectstore) -----------------------------------------------------------
+    def publish(self, ref: str | os.PathLike[str], store: Any, prefix: str = "models") -> str:
+        """Upload the version ``ref`` resolves to as ``<store>/<prefix>/<version>/`` with its manifest (every file's
+        sha256), written last; publishing the same version again changes nothing. Returns the version id."""
+        path = self.resolve(ref)
+        store.put_tree(path, f"{prefix}/{path.name}")
+        return path.name
+
+    def fetch(self, version: str, store: Any, prefix: str = "models") -> Path:
+        """The version ``version`` in this registry, downloaded from ``store`` first when it is not here: staged under
+        ``.work``, every file checked against the published sha256 (an altered file is refused with
+        ``petid.objectstore.IntegrityError``), then renamed into place. Returns its directory."""
+        import uuid
+
+        if "/" in version or version.startswith(".") or not version:
+            raise ModelNotFoundError(f"invalid model version {version!r}")
+        if self.exists(version):
+            return self.root / version
+        stage = self.root / WORK_DIR / f"fetch-{version}-{uuid.uuid4().hex[:8]}"
+        try:
+            try:
+                store.get_tree(f"{prefix}/{version}", stage)
+            except LookupError as exc:  # petid.objectstore.ObjectNotFoundError: not (completely) published
+                raise ModelNotFoundError(f"model version {version} cannot be fetched: {exc}") from None
+            missing = [name for name in REQUIRED_FILES if not (stage / name).is_file()]
+            if missing:
+                raise ModelNotFoundError(f"{store.url_for(f'{prefix}/{version}')} is not a model version (no "
+                                         f"{', '.join(missing)})")
+            try:
+                os.replace(stage, self.root / version)
+            except OSError:
+                if not self.exists(version):  # else another process fetched it first: same content, keep theirs
+                    raise
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        return self.root / version
