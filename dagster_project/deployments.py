@@ -45,6 +45,9 @@ LAUNCHERS = ("in_process", "subprocess")  # TrainingResource.launcher
 ENVIRONMENT: dict[str, tuple[str, str]] = {
     "PETID_DEPLOYMENT": ("(the resource set)", "production (default) or demo"),
     "PETID_HOME": ("storage.root", "storage root shared by the IO manager, registry and libraries (./data)"),
+    "PETID_OBJECT_STORE": ("storage.object_store", "s3://BUCKET/PREFIX shared by machines: tables, published models, "
+                                                   "reports; unset = local files only"),
+    "PETID_S3_ENDPOINT": ("storage.s3_endpoint", "S3-compatible endpoint URL (MinIO, Ceph); unset = AWS S3"),
     "PETID_PET911_URL": ("http.base_url", "listing site origin (https://pet911.ru)"),
     "PETID_RATE_LIMIT": ("http.rate_limit_per_s", "requests per second to one host (1.0)"),
     "PETID_TELEGRAM_API_ID": ("telegram.api_id", "Telethon credentials (secret, EnvVar only)"),
@@ -58,6 +61,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "PETID_KNOWN_MATCHES": ("matching.known_matches_csv", "CSV of true lost/found pairs to report recall on"),
     "PETID_ALERT_WEBHOOK": ("alerts.webhook_url", "JSON webhook for new lost/found candidates; unset = no alerts"),
     "PETID_ALERT_MIN_SCORE": ("alerts.min_score", "minimum candidate score posted (0.8)"),
+    "PETID_TRAIN_VARIANTS": ("training.variants", "comma-separated listing models beside the image one: text, "
+                             "fused, fused:<concat|scalar|gated|cross_attention> (none)"),
     "PETID_TRAIN_LAUNCHER": ("training.launcher", "in_process | subprocess (Dagster Pipes; docs/training-pipes.md)"),
     "PETID_EXECUTOR": ("(the executor)", "in_process (default) | multiprocess | celery (dagster_project/executors.py)"),
     "PETID_CELERY_BROKER": ("celery executor broker", "Celery broker URL, redis://HOST:6379/0 (needed by celery)"),
@@ -107,6 +112,32 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def env_object_store(name: str) -> Any:
+    """An object-store URL: its form checked here, once (``petid.objectstore.parse_url``), then an ``EnvVar``."""
+    if (value := _env(name)) is None:
+        return None
+    from petid.objectstore import ObjectStoreError, parse_url
+
+    try:
+        parse_url(value)
+    except ObjectStoreError as exc:
+        raise DeploymentError(f"{name}: {exc}") from None
+    return EnvVar(name)
+
+
+def env_endpoint(name: str) -> Any:
+    """An S3 endpoint URL, checked here once (``http(s)://HOST[:PORT]``), then an ``EnvVar``."""
+    if (value := _env(name)) is None:
+        return None
+    from petid.objectstore import ObjectStoreError, check_endpoint
+
+    try:
+        check_endpoint(value)
+    except ObjectStoreError as exc:
+        raise DeploymentError(f"{name}: {exc}") from None
+    return EnvVar(name)
+
+
 def env_list(name: str, sep: str = ",") -> list[str]:
     return [item.strip() for item in (_env(name) or "").split(sep) if item.strip()]
 
@@ -114,7 +145,8 @@ def env_list(name: str, sep: str = ",") -> list[str]:
 def production_resources(home: str | None = None) -> dict[str, Any]:
     """The production set. One storage root (``home``, else ``PETID_HOME`` at execution, else ``./data``) is
     shared by the IO manager, the registry and every resource that writes files."""
-    storage = StorageResource(root=home)
+    storage = StorageResource(root=home, object_store=env_object_store("PETID_OBJECT_STORE"),
+                              s3_endpoint=env_endpoint("PETID_S3_ENDPOINT"))
     return {
         "io_manager": ParquetIOManager(storage=storage),
         "storage": storage,
@@ -128,7 +160,8 @@ def production_resources(home: str | None = None) -> dict[str, Any]:
         "datasets": DatasetsResource(specs=env_list("PETID_DATASETS", ";")),
         "detector": DetectorResource(weights=env_str("PETID_DETECTOR")),
         "training": TrainingResource(preset=env_str("PETID_TRAIN_PRESET", "auto"),
-                                     launcher=env_choice("PETID_TRAIN_LAUNCHER", "in_process", LAUNCHERS)),
+                                     launcher=env_choice("PETID_TRAIN_LAUNCHER", "in_process", LAUNCHERS),
+                                     variants=env_list("PETID_TRAIN_VARIANTS")),
         "matching": MatchingResource(known_matches_csv=env_str("PETID_KNOWN_MATCHES")),
         "alerts": AlertsResource(webhook_url=env_str("PETID_ALERT_WEBHOOK"),
                                  min_score=env_float("PETID_ALERT_MIN_SCORE", 0.8)),
@@ -148,7 +181,7 @@ def demo_resources(home: str | None = None, seed: int | None = None, n_animals: 
         **resources,
         "http": LocalSiteHttpResource(world=world),
         "telegram": SampleTelegramResource(world=world, **{k: getattr(telegram, k) for k in TelegramResource.model_fields}),
-        "training": TrainingResource(preset="demo"),
+        "training": TrainingResource(preset="demo", variants=["text", "fused:gated"]),
         "matching": SampleMatchingResource(world=world),
     }
 

@@ -14,13 +14,25 @@ from scrapers.http import DEFAULT_USER_AGENT
 
 class StorageResource(ConfigurableResource):
     """The storage root (env ``PETID_HOME``, default ``./data``) and its directory layout: the one root that the
-    IO manager, the model registry and the libraries all receive."""
+    IO manager, the model registry and the libraries all receive; and, where machines share work, the object store
+    (env ``PETID_OBJECT_STORE``) that the IO manager also writes tables to."""
 
     root: str | None = Field(default=None, description="Storage root; unset = PETID_HOME at execution, else ./data.")
+    object_store: str | None = Field(default=None, description="Shared object store (s3://BUCKET/PREFIX) for tables, "
+                                                              "published models and reports; unset = local only.")
+    s3_endpoint: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, Ceph); unset = AWS.")
 
     @property
     def layout(self) -> Layout:
         return Layout(self.root or petid_home())
+
+    def objects(self) -> Any:
+        """The ``petid.objectstore.ObjectStore`` at ``object_store``, or None when there is none."""
+        if not self.object_store:
+            return None
+        from petid.objectstore import ObjectStore
+
+        return ObjectStore(self.object_store, endpoint_url=self.s3_endpoint)
 
 
 class HttpClientResource(ConfigurableResource):
@@ -133,6 +145,11 @@ class TrainingResource(ConfigurableResource):
     command_prefix: list[str] = Field(
         default=[], description="What runs the entry module with the subprocess launcher, e.g. "
                                 "[torchrun, --standalone, --nproc_per_node=2]; empty = this Python interpreter.")
+
+    variants: list[str] = Field(
+        default=[], description="Listing models trained beside the image model on the same splits and evaluated in "
+                                "the same report: text (the listing text alone), fused (photo + text, gated) or "
+                                "fused:<concat|scalar|gated|cross_attention>.")
 
     def entry_prefix(self) -> list[str]:
         """``command_prefix``, or this interpreter when it is empty (``... -m training.pipes_entry`` follows)."""
