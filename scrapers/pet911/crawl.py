@@ -5,7 +5,9 @@ known ids (promoted cards do not count) or ``max_pages``; then fetch every queue
 archived (gzip, content-addressed) before it is parsed; state lives in ``raw_dir/state.sqlite``, so a killed run
 resumes (an interrupted feed walk is re-walked past the page where it stopped) and a rerun adds no duplicates.
 ``download_photos`` fetches gallery photos from allowed hosts only, checks magic bytes and stores them
-content-addressed. ``reparse`` rebuilds the listing table from the archive without the network.
+content-addressed; a catalogue row's ``text`` is ``catalogue_text`` (the listing's fields and description with
+personal data stripped), while the archived page and the listing table keep the listing as published. ``reparse``
+rebuilds the listing table from the archive without the network.
 
 Every request — and every redirect hop — stays inside a ``UrlPolicy``: pages on the base URL's host and port
 (``allowed_page_hosts``), photos on ``allowed_photo_hosts`` (``host`` = default port, ``host:port`` = that port), and
@@ -26,6 +28,7 @@ import pyarrow as pa
 
 from petid.paths import content_path, store_content
 from petid.records import catalogue_table, empty_catalogue
+from petid.text import listing_text
 from scrapers.http import (
     DEFAULT_USER_AGENT,
     HttpError,
@@ -386,11 +389,18 @@ def download_photos(listings: pa.Table, config: CrawlConfig, raw_dir: Path) -> P
                 if path is not None:
                     rows.append({"identity_id": identity_id(listing_id), "source": "pet911",
                                  "species": listing.get("species"), "kind": listing.get("kind"),
-                                 "date": listing.get("date_added"), "text": listing.get("description"),
+                                 "date": listing.get("date_added"), "text": catalogue_text(listing),
                                  "url": listing.get("url"), "path": str(path), "photo_url": photo_url,
                                  "position": position})
     catalogue = catalogue_table(rows) if rows else empty_catalogue()
     return PhotoResult(catalogue, stats, failures)
+
+
+def catalogue_text(listing: dict[str, Any]) -> str | None:
+    """The catalogue's ``text`` of a parsed listing: :func:`petid.text.listing_text` of its species, breed, sex,
+    title and description (personal data stripped; no address, date or kind). The raw page keeps everything."""
+    return listing_text(species=listing.get("species"), breed=listing.get("breed"), sex=listing.get("sex"),
+                        title=listing.get("title"), description=listing.get("description"), city=listing.get("city"))
 
 
 def identity_id(listing_id: str) -> str:

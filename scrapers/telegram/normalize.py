@@ -4,7 +4,9 @@ A :class:`RawMessage` is source-agnostic: id, date, text, album key and, only fo
 or an image document), a :class:`PhotoRef` that loads the bytes. Link-preview images never become a PhotoRef.
 Consecutive messages sharing a ``grouped_id`` form one post (one animal); the caption may sit on any item.
 Selected posts are written to ``raw_dir/<channel>/records.jsonl`` (photos content-addressed under
-``raw_dir/<channel>/photos/ab/<sha>.<ext>``) and the catalogue is rebuilt from those records.
+``raw_dir/<channel>/photos/ab/<sha>.<ext>``) and the catalogue is rebuilt from those records. Records and the posts
+table keep the caption as posted; the catalogue's ``text`` is :func:`petid.text.listing_text` of the species and the
+caption, so phone numbers, links, e-mails and handles never reach it.
 
 A photo whose file cannot be had (Telethon's ``PhotoEmpty``, a download that returns nothing, a Desktop export's
 "(File exceeds maximum size…)" placeholder, a file missing from the export) is skipped, never fatal: it is
@@ -30,6 +32,7 @@ import pyarrow as pa
 from petid.errors import UserError
 from petid.paths import store_content
 from petid.records import catalogue_table
+from petid.text import listing_text
 from scrapers.telegram.keywords import Vocabulary, classify
 
 IMAGE_MIME_EXT = {"image/jpeg": ".jpg", "image/jpg": ".jpg", "image/png": ".png", "image/webp": ".webp",
@@ -247,10 +250,11 @@ def build_result(stores: Iterable[ChannelStore], stats: dict[str, int]) -> Teleg
             url = store.link(record["first_message_id"])  # from the store, so links written by older code heal
             posts.append({k: record[k] for k in POSTS_SCHEMA.names if k not in ("n_photos", "url")}
                          | {"url": url, "n_photos": len(record["photos"])})
+            text = listing_text(species=record["species"], description=record["text"])
             for position, photo in enumerate(record["photos"]):
                 rows.append({
                     "identity_id": record["identity_id"], "source": "telegram", "species": record["species"],
-                    "kind": record["kind"], "date": record["date"], "text": record["text"], "url": url,
+                    "kind": record["kind"], "date": record["date"], "text": text, "url": url,
                     "path": photo["path"], "photo_url": store.link(photo["message_id"]), "position": position,
                 })
     posts_table = pa.Table.from_pylist(posts, schema=POSTS_SCHEMA)
