@@ -1,11 +1,13 @@
 """Procedural photos of synthetic cats and dogs with identity-consistent appearance.
 
 An animal's :class:`Appearance` (coat colours, markings at fixed body-relative positions, ears, eyes, tail,
-proportions) is drawn once from a seeded RNG; :func:`render_photo` draws it in a new photo each time with its
+proportions, collar, size) is drawn once from a seeded RNG; :func:`render_photo` draws it in a new photo each time with its
 own pose, framing, background, lighting and noise. The figure is built in a local coordinate frame (body centre at
 the origin, body half-length 1, y pointing down) and every polygon is mapped through one affine transform per photo,
 so rotation, mirroring and scale keep the markings where they belong on the body. :func:`look_alike` draws
-another animal that a listing would describe the same way (same coat, pattern, eyes) but with its own markings.
+another animal that a listing would describe the same way (same coat, pattern, eyes, collar, size) but with its own
+markings. The collar and the size are what a listing says, not what a photo shows: the size follows the drawn
+build (leg length), and the collar is not drawn, so adding them changed no photo.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ EYE_COLOURS: dict[str, RGB] = {
     "brown": (100, 60, 25),
     "yellow": (225, 210, 50),
 }
+# Collar colours (a listing names them; photos do not draw collars).
+COLLAR_COLOURS = ("red", "blue", "green", "black", "pink", "yellow")
+COLLAR_SHARE = {"cat": 0.35, "dog": 0.6}  # share of animals wearing a collar
+SIZES = ("small", "medium", "large")
+_SIZE_LEGS = {"cat": (0.52, 0.59), "dog": (0.68, 0.82)}  # leg length below the first: small; below the second: medium
 PATTERNS = ("spots", "stripes", "patches")
 FACE_MARKS = ("none", "blaze", "left-eye-patch", "right-eye-patch", "mask")
 EAR_SHAPES = {"cat": ("pointed", "tall", "folded"), "dog": ("floppy", "pointed", "round")}
@@ -79,6 +86,8 @@ class Appearance:
     tail_tip: bool
     belly: bool  # lighter belly
     muzzle_rgb: RGB | None  # dogs: lighter muzzle colour, or None
+    collar: str | None = None  # one of COLLAR_COLOURS, or None (no collar)
+    size: str = "medium"  # one of SIZES, from the build (see size_of)
 
 
 def _shade(rgb: RGB, factor: float) -> RGB:
@@ -93,8 +102,18 @@ def _luma(rgb: RGB) -> float:
     return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
 
 
-def random_appearance(rng: np.random.Generator, species: str | None = None) -> Appearance:
-    """Draw a new animal. ``species`` is ``"cat"``, ``"dog"`` or None (either)."""
+def size_of(species: str, leg_len: float) -> str:
+    """``small`` | ``medium`` | ``large`` for a build: by leg length, the one proportion the figure's scale keeps."""
+    small, medium = _SIZE_LEGS[species]
+    return "small" if leg_len < small else "medium" if leg_len < medium else "large"
+
+
+def random_appearance(rng: np.random.Generator, species: str | None = None, *,
+                      traits_rng: np.random.Generator | None = None) -> Appearance:
+    """Draw a new animal. ``species`` is ``"cat"``, ``"dog"`` or None (either).
+
+    The collar is drawn last, from ``traits_rng`` when given (the sample world passes its text stream there, so the
+    photo stream ``rng`` draws exactly what it drew before collars existed), else from ``rng``."""
     if species is None:
         species = "cat" if rng.random() < 0.5 else "dog"
     if species not in ("cat", "dog"):
@@ -114,7 +133,7 @@ def random_appearance(rng: np.random.Generator, species: str | None = None) -> A
     ears = EAR_SHAPES[species]
     eye_name = list(EYE_COLOURS)[int(rng.integers(len(EYE_COLOURS)))]
     is_dog = species == "dog"
-    return Appearance(
+    app = Appearance(
         species=species,
         coat=coat,
         coat_rgb=coat_rgb,
@@ -140,6 +159,10 @@ def random_appearance(rng: np.random.Generator, species: str | None = None) -> A
         muzzle_rgb=_mix(coat_rgb, (235, 225, 210), float(rng.uniform(0.3, 0.7))) if is_dog and rng.random() < 0.6
         else None,
     )
+    traits = rng if traits_rng is None else traits_rng
+    collar = (COLLAR_COLOURS[int(traits.integers(len(COLLAR_COLOURS)))]
+              if traits.random() < COLLAR_SHARE[species] else None)
+    return replace(app, collar=collar, size=size_of(species, app.leg_len))
 
 
 def _draw_marks(rng: np.random.Generator, pattern: str, body_ry: float) -> tuple[Mark, ...]:
@@ -169,7 +192,7 @@ def _draw_marks(rng: np.random.Generator, pattern: str, body_ry: float) -> tuple
 
 def look_alike(app: Appearance, rng: np.random.Generator) -> Appearance:
     """Another animal that reads the same in a listing: same species, coat, marking colour, pattern, ears, eyes,
-    socks, tail tip, belly and muzzle, but its own markings, face mark and build."""
+    socks, tail tip, belly, muzzle, collar and size, but its own markings, face mark and body shape."""
     body_ry = float(rng.uniform(0.42, 0.6))
     faces = [f for f in FACE_MARKS if f != app.face_mark]
     return replace(

@@ -14,7 +14,18 @@ Planted matching cases give lost → found matching real work (``SampleWorld.pla
   > 100 km away (far twin), or nearby but 92-99 days later (late twin): what the distance and date filters remove.
 
 The decoys and twins are drawn from the pet911 animals, so ``n_animals`` stays the number of animals.
-Everything is deterministic for a seed (no wall clock, no global RNG).
+
+Descriptions are synthetic and noisy the way owners' and finders' texts are (:func:`describe`): the attributes —
+coat, pattern, marking colour, white socks, tail tip, eye colour, collar, size — belong to the animal, so every
+listing or post of one animal (and of its decoys and twins, which share all of them) tells the same story, but each
+attribute is left out independently (``DROP_RATE``), a colour word is now and then a synonym or a neighbouring
+colour (``SWAP_RATE``: grey → "дымчатый", brown → "шоколадный", cream → "бежевый" …), the order varies and some
+listings carry no description sentence at all (``OMIT_RATE``). Telegram captions give a phone number in one of
+several forms, some with a handle or a link (what ``petid.text.strip_pii`` removes at ingestion).
+
+Everything is deterministic for a seed (no wall clock, no global RNG). Photos, dates, places and ids come from one
+stream of the seed; collars and description noise from a second (``(seed, TEXT_STREAM)``), so text changes never
+move a photo.
 """
 
 from __future__ import annotations
@@ -78,12 +89,41 @@ _COAT_WORDS = {  # coat -> (masculine, feminine)
     "brown": ("коричневый", "коричневая"),
     "cream": ("кремовый", "кремовая"),
 }
-_PATTERN_WORDS = {
-    "spots": "в пятнышках",
-    "stripes": "полосатый окрас",
-    "patches": "с крупными пятнами",
+# What a writer says instead, now and then: a synonym or a wrong-but-plausible neighbour of the colour.
+_COAT_ALT = {
+    "black": (("тёмный", "тёмная"), ("тёмно-серый", "тёмно-серая")),
+    "white": (("светлый", "светлая"), ("белоснежный", "белоснежная")),
+    "ginger": (("рыжеватый", "рыжеватая"), ("персиковый", "персиковая")),
+    "grey": (("дымчатый", "дымчатая"), ("голубой", "голубая")),
+    "brown": (("шоколадный", "шоколадная"), ("тёмно-рыжий", "тёмно-рыжая")),
+    "cream": (("бежевый", "бежевая"), ("палевый", "палевая")),
+}
+_MARK_WORDS = {"black": "чёрные", "white": "белые", "ginger": "рыжие", "grey": "серые", "brown": "коричневые",
+               "cream": "кремовые"}
+_MARK_ALT = {"black": ("тёмные",), "white": ("светлые",), "ginger": ("рыжеватые",), "grey": ("дымчатые",),
+             "brown": ("шоколадные",), "cream": ("бежевые",)}
+_PATTERN_WORDS = {  # the usual phrase first, then other ways to say it
+    "spots": ("в пятнышках", "в мелких пятнах"),
+    "stripes": ("полосатый окрас", "в полоску"),
+    "patches": ("с крупными пятнами", "пятнистый окрас"),
 }
 _EYE_WORDS = {"green": "зелёные", "amber": "янтарные", "blue": "голубые", "brown": "карие", "yellow": "жёлтые"}
+_EYE_ALT = {"green": ("зеленоватые",), "amber": ("жёлтые",), "blue": ("серо-голубые",), "brown": ("тёмные",),
+            "yellow": ("янтарные",)}
+_COLLAR_WORDS = {"red": "красном", "blue": "синем", "green": "зелёном", "black": "чёрном", "pink": "розовом",
+                 "yellow": "жёлтом"}  # "в <...> ошейнике"
+_COLLAR_ALT = {"red": ("бордовом",), "blue": ("голубом",), "green": ("салатовом",), "black": ("тёмном",),
+               "pink": ("сиреневом",), "yellow": ("оранжевом",)}
+_SIZE_WORDS = {"small": ("небольшой", "небольшая"), "medium": ("среднего размера", "среднего размера"),
+               "large": ("крупный", "крупная")}
+# Description noise: each attribute is left out independently with DROP_RATE, a colour word is swapped for a
+# synonym or a neighbouring colour with SWAP_RATE, a pattern is phrased the other way with REPHRASE_RATE, and the
+# whole description sentence is left out with OMIT_RATE.
+DROP_RATE = 0.3
+SWAP_RATE = 0.08
+REPHRASE_RATE = 0.25
+OMIT_RATE = 0.12
+TEXT_STREAM = 18  # the text stream's seed is (seed, TEXT_STREAM): text noise never moves a photo
 _BREEDS = {
     "cat": ("Британская", "Сибирская", "Шотландская вислоухая", "Метис", "Беспородная"),
     "dog": ("Дворняжка", "Лабрадор", "Джек-рассел-терьер", "Такса", "Метис", "Хаски"),
@@ -104,7 +144,7 @@ _CIRCUMSTANCES_LOST = (
 )
 _CIRCUMSTANCES_FOUND = (
     "{Сидел|Сидела} у входа в магазин, людей не боится, явно {домашний|домашняя}.",
-    "{Подошёл|Подошла} к нам на детской площадке, {ухоженный|ухоженная}, в ошейнике без адресника.",
+    "{Подошёл|Подошла} к нам на детской площадке, {ухоженный|ухоженная}, <collar>.",
     "{Бегал|Бегала} вдоль дороги, забрали к себе, пока на передержке у нас.",
     "{Найден|Найдена} в подвале дома, жители говорят, что раньше не видели.",
 )
@@ -127,27 +167,70 @@ def _noun(species: str, sex: str | None) -> tuple[str, bool]:
     return ("пёс", False) if sex == "male" else ("собака", True)
 
 
-def _describe(app: Appearance, noun: str, female: bool) -> str:
-    """One sentence describing the animal's coat, markings and eyes."""
-    coat = _COAT_WORDS[app.coat][1 if female else 0]
-    marks = _mark_colour_word(app)
-    bits = [f"{coat.capitalize()} {noun}", _PATTERN_WORDS[app.pattern]]
-    if marks:
-        bits.append(f"отметины {marks}")
-    if app.white_socks:
-        bits.append("белые «носочки» на лапах")
-    if app.tail_tip:
-        bits.append("кончик хвоста другого цвета")
-    bits.append(f"глаза {_EYE_WORDS[app.eye_colour]}")
-    return ", ".join(bits) + "."
+def _word(canonical: str, alternatives: tuple[str, ...], rng: np.random.Generator) -> str:
+    """The colour word a writer uses: usually ``canonical``, with SWAP_RATE one of ``alternatives``."""
+    return _pick(rng, alternatives) if rng.random() < SWAP_RATE else canonical
 
 
-def _mark_colour_word(app: Appearance) -> str:
-    """The palette colour closest to the markings, as a plural adjective."""
-    best = min(COAT_COLOURS, key=lambda n: sum((a - b) ** 2 for a, b in zip(COAT_COLOURS[n], app.mark_rgb)))
-    plural = {"black": "чёрные", "white": "белые", "ginger": "рыжие", "grey": "серые", "brown": "коричневые",
-              "cream": "кремовые"}
-    return plural[best]
+def _mark_colour(app: Appearance) -> str:
+    """The palette colour closest to the markings."""
+    return min(COAT_COLOURS, key=lambda n: sum((a - b) ** 2 for a, b in zip(COAT_COLOURS[n], app.mark_rgb)))
+
+
+def describe(app: Appearance, noun: str, female: bool, rng: np.random.Generator) -> str | None:
+    """One sentence describing the animal as one writer would, or None when the writer describes nothing.
+
+    The attributes — coat, pattern, marking colour, white socks, tail tip, eye colour, collar (its colour, or "без
+    ошейника"), size — are the animal's own (identity-consistent: two listings of one animal never contradict each
+    other beyond a swapped colour word), but each is left out independently with DROP_RATE, colour words are
+    swapped with SWAP_RATE, patterns rephrased with REPHRASE_RATE, the attributes after the noun come in a random
+    order, and with OMIT_RATE (or when every attribute was left out) there is no sentence at all. Draws come
+    from ``rng`` only."""
+    g = 1 if female else 0
+    omit = rng.random() < OMIT_RATE
+    coat = (_word(_COAT_WORDS[app.coat][g], tuple(w[g] for w in _COAT_ALT[app.coat]), rng)
+            if rng.random() >= DROP_RATE else None)
+    mark = _mark_colour(app)
+    pattern = _PATTERN_WORDS[app.pattern]
+    candidates = [
+        pattern[1] if rng.random() < REPHRASE_RATE else pattern[0],
+        f"отметины {_word(_MARK_WORDS[mark], _MARK_ALT[mark], rng)}",
+        "белые «носочки» на лапах" if app.white_socks else None,
+        "кончик хвоста другого цвета" if app.tail_tip else None,
+        f"глаза {_word(_EYE_WORDS[app.eye_colour], _EYE_ALT[app.eye_colour], rng)}",
+        (f"в {_word(_COLLAR_WORDS[app.collar], _COLLAR_ALT[app.collar], rng)} ошейнике" if app.collar
+         else "без ошейника"),
+        _SIZE_WORDS[app.size][g],
+    ]
+    kept = [bit for bit in candidates if bit is not None and rng.random() >= DROP_RATE]
+    kept = [kept[int(i)] for i in rng.permutation(len(kept))]
+    if omit or (coat is None and not kept):
+        return None
+    head = f"{coat} {noun}" if coat else noun
+    return ", ".join([head.capitalize(), *kept]) + "."
+
+
+def colour_words(coat: str) -> frozenset[str]:
+    """Every word a description may use for a ``coat`` (both genders, the usual word and its swaps)."""
+    return frozenset(w for pair in (_COAT_WORDS[coat], *_COAT_ALT[coat]) for w in pair)
+
+
+def attribute_vocabulary() -> frozenset[str]:
+    """Every lower-case word a description sentence may use for an attribute (not the nouns)."""
+    phrases = [w for pair in (*_COAT_WORDS.values(), *(a for alts in _COAT_ALT.values() for a in alts)) for w in pair]
+    phrases += [*_MARK_WORDS.values(), *(a for alts in _MARK_ALT.values() for a in alts), "отметины"]
+    phrases += [p for pair in _PATTERN_WORDS.values() for p in pair]
+    phrases += [*_EYE_WORDS.values(), *(a for alts in _EYE_ALT.values() for a in alts), "глаза"]
+    phrases += [*_COLLAR_WORDS.values(), *(a for alts in _COLLAR_ALT.values() for a in alts), "ошейнике", "без ошейника"]
+    phrases += [w for pair in _SIZE_WORDS.values() for w in pair]
+    phrases += ["белые «носочки» на лапах", "кончик хвоста другого цвета"]
+    return frozenset(w for p in phrases for w in re.findall(r"[\w-]+", p.lower()))
+
+
+def _circumstance(template: str, app: Appearance, female: bool) -> str:
+    """Fill a circumstance template: gender slots, and ``<collar>`` with what the animal wears."""
+    collar = "в ошейнике без адресника" if app.collar else "без ошейника и адресника"
+    return _gender(template, female).replace("<collar>", collar)
 
 
 def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
@@ -253,7 +336,9 @@ def build_world(seed: int = 0, n_animals: int = 48, channel: str = "petid_sample
     if n_animals < MIN_ANIMALS:
         raise ValueError(f"n_animals={n_animals} is too small: the sample needs at least {MIN_ANIMALS} animals")
     rng = np.random.default_rng(seed)
-    appearances = [random_appearance(rng, "cat" if rng.random() < 0.5 else "dog") for _ in range(n_animals)]
+    text = np.random.default_rng([seed, TEXT_STREAM])  # collars and description noise: a stream of their own
+    appearances = [random_appearance(rng, "cat" if rng.random() < 0.5 else "dog", traits_rng=text)
+                   for _ in range(n_animals)]
     n_listings = round(n_animals * LISTING_SHARE)
     # Planted data-quality cases, each in its own animal's listing (indices into the pet911 animals).
     dq = dict(zip(("exact", "near", "cross_src", "cross_dst", "corrupt", "single"),
@@ -263,16 +348,16 @@ def build_world(seed: int = 0, n_animals: int = 48, channel: str = "petid_sample
         appearances[decoy] = look_alike(appearances[pair], rng)
     for twin, (pair, _) in roles.twins.items():
         appearances[twin] = appearances[pair]  # the same look drawn again: a different animal
-    listings = _build_listings(appearances[:n_listings], dq, roles, rng)
+    listings = _build_listings(appearances[:n_listings], dq, roles, rng, text)
     lost = {lst.animal_id: lst for lst in listings if lst.animal_id in roles.pairs and lst.kind == "lost"}
-    posts = _build_posts(appearances, n_listings, [lost[a] for a in roles.pairs if a in roles.cross], rng)
+    posts = _build_posts(appearances, n_listings, [lost[a] for a in roles.pairs if a in roles.cross], rng, text)
     world = SampleWorld(listings=listings, channel=channel, posts=posts)
     world.planted = _planted(world, roles, appearances)
     return world
 
 
 def _build_listings(appearances: list[Appearance], dq: dict[str, int], roles: _Roles,
-                    rng: np.random.Generator) -> list[SampleListing]:
+                    rng: np.random.Generator, text: np.random.Generator) -> list[SampleListing]:
     n = len(appearances)
     single_i = dq["single"]
     # Two listings are closed (the animal went home), preferably ones outside the matching cases.
@@ -312,14 +397,14 @@ def _build_listings(appearances: list[Appearance], dq: dict[str, int], roles: _R
             fixed = {"kind": "lost", "breed": _pick(rng, _BREEDS[appearances[i].species]),
                      "lat": round(float(rng.uniform(lat0, lat1)), 6), "lng": round(float(rng.uniform(lng0, lng1)), 6)}
         drafts.append(_listing(i, appearances[i], photos[i], END_DATE - dt.timedelta(days=offset[i]), i in closed,
-                               rng, fixed))
+                               rng, text, fixed))
     lost = {lst.animal_id: lst for lst in drafts if lst.animal_id in roles.pairs}
 
     def found(animal: int, pair: int, days: int, fixed: dict[str, Any], shot: list[SamplePhoto]) -> SampleListing:
         """A found listing planted against ``pair``'s lost listing, ``days`` after it."""
         of = lost[pair]
         return _listing(animal, appearances[animal], shot, of.date_added + dt.timedelta(days=days),
-                        animal != pair and animal in closed, rng,
+                        animal != pair and animal in closed, rng, text,
                         {"kind": "found", "breed": of.breed, "city": of.city} | fixed)
 
     for pair in roles.pairs:  # the second listing of the same animal: new photos, days later, a few km away
@@ -356,9 +441,11 @@ def _gap(rng: np.random.Generator) -> int:
 
 
 def _listing(animal_id: int, app: Appearance, photos: list[SamplePhoto], date_added: dt.date, closed: bool,
-             rng: np.random.Generator, fixed: dict[str, Any] | None = None) -> SampleListing:
+             rng: np.random.Generator, text: np.random.Generator,
+             fixed: dict[str, Any] | None = None) -> SampleListing:
     """One listing without its id; ``fixed`` overrides drawn fields (``kind``, ``sex``, ``breed``, ``city``,
-    ``lat``, ``lng``) and may set ``event_not_before`` (a found date cannot precede the loss)."""
+    ``lat``, ``lng``) and may set ``event_not_before`` (a found date cannot precede the loss). The description's
+    noise comes from ``text``, everything else from ``rng``."""
     fixed = fixed or {}
     kind = fixed["kind"] if "kind" in fixed else ("lost" if rng.random() < 0.55 else "found")
     sex = fixed["sex"] if "sex" in fixed else (None if rng.random() < 0.25 else
@@ -376,8 +463,8 @@ def _listing(animal_id: int, app: Appearance, photos: list[SamplePhoto], date_ad
     circumstance = _pick(rng, _CIRCUMSTANCES_LOST if kind == "lost" else _CIRCUMSTANCES_FOUND)
     paragraphs = [
         f"{verb} {noun} {event.strftime('%d.%m.%Y')} в районе {address} ({city}).",
-        _describe(app, noun, female),
-        _gender(circumstance, female),
+        describe(app, noun, female, text),
+        _circumstance(circumstance, app, female),
         (f"Порода: {breed}. " if breed else "") + _pick(rng, _CONTACT),
     ]
     lat = round(float(rng.uniform(55.57, 55.92)), 6)
@@ -396,7 +483,7 @@ def _listing(animal_id: int, app: Appearance, photos: list[SamplePhoto], date_ad
         lat=fixed.get("lat", lat),
         lng=fixed.get("lng", lng),
         title=title,
-        description="\n".join(paragraphs),
+        description="\n".join(p for p in paragraphs if p),
         photos=tuple(photos),
         closed=closed,
         author=None if rng.random() < 0.3 else _pick(rng, _AUTHORS),
@@ -410,15 +497,26 @@ _FOUND_CAPTIONS = {"cat": (("Найдена кошка", "female"), ("Найде
                    "dog": (("Найден пёс", "male"), ("Найдена собака", "female"), ("Нашли собаку", "female"))}
 
 
-def _caption(app: Appearance, lost: bool, city: str, rng: np.random.Generator) -> str:
-    """An animal post's text: caption opening, street and city, description, contact and phone."""
+_PHONE_FORMS = (  # how a post gives its number: {0} the operator code's last two digits, then the groups
+    "Тел. +7 9{0} {1}-{2}-{3}", "Звоните: 8 (9{0}) {1} {2} {3}", "WhatsApp +79{0}{1}{2}{3}", "тел. 89{0}{1}{2}{3}",
+    "+7-9{0}-{1}-{2}-{3}, пишите в Telegram @{4}", "Тел. 8 9{0} {1} {2} {3}, vk.com/{4}",
+)
+_HANDLES = ("poisk_pitomca", "anna_pets", "lapki_msk", "poteryashka24", "koshki_doma", "sergey_dog")
+
+
+def _caption(app: Appearance, lost: bool, city: str, rng: np.random.Generator, text: np.random.Generator) -> str:
+    """An animal post's text: caption opening, street and city, description (noise from ``text``), contact and
+    phone (in one of several forms, some with a handle or a link)."""
     options = (_LOST_CAPTIONS if lost else _FOUND_CAPTIONS)[app.species]
     head, sex = options[int(rng.integers(len(options)))]
     street = _pick(rng, _STREETS)
     noun, female = _noun(app.species, sex)
-    return (f"{head}! {street}, {city}.\n{_describe(app, noun, female)}\n"
-            f"{_pick(rng, _CONTACT)} Тел. +7 9{int(rng.integers(10, 99))} {int(rng.integers(100, 999))}-"
-            f"{int(rng.integers(10, 99))}-{int(rng.integers(10, 99))}")
+    description = describe(app, noun, female, text)
+    contact = _pick(rng, _CONTACT)
+    groups = [int(rng.integers(10, 99)), int(rng.integers(100, 999)), int(rng.integers(10, 99)),
+              int(rng.integers(10, 99))]
+    phone = _pick(text, _PHONE_FORMS).format(*groups, _pick(text, _HANDLES))
+    return f"{head}! {street}, {city}.\n" + (f"{description}\n" if description else "") + f"{contact} {phone}"
 
 
 def _post_time(day: dt.date, rng: np.random.Generator) -> dt.datetime:
@@ -427,23 +525,23 @@ def _post_time(day: dt.date, rng: np.random.Generator) -> dt.datetime:
 
 
 def _build_posts(appearances: list[Appearance], first_animal: int, found_later: list[SampleListing],
-                 rng: np.random.Generator) -> list[SamplePost]:
+                 rng: np.random.Generator, text: np.random.Generator) -> list[SamplePost]:
     """Telegram posts: one album per remaining animal, a found post for each lost listing in ``found_later``
     (1-10 days after it, naming its city) and the non-animal posts, in date order."""
     drafts: list[dict[str, Any]] = []
     for i in range(first_animal, len(appearances)):
         app = appearances[i]
-        text = _caption(app, rng.random() < 0.5, _pick(rng, _CITIES), rng)
+        caption = _caption(app, rng.random() < 0.5, _pick(rng, _CITIES), rng, text)
         photos, _ = _shoot(app, i, int(rng.integers(2, 5)), rng)
-        drafts.append({"text": text, "photos": tuple(photos), "animal_id": i})
+        drafts.append({"text": caption, "photos": tuple(photos), "animal_id": i})
     for lost in found_later:
         app = appearances[lost.animal_id]
-        text = _caption(app, False, lost.city, rng)
+        caption = _caption(app, False, lost.city, rng, text)
         photos, _ = _shoot(app, lost.animal_id, int(rng.integers(2, 5)), rng)
-        drafts.append({"text": text, "photos": tuple(photos), "animal_id": lost.animal_id,
+        drafts.append({"text": caption, "photos": tuple(photos), "animal_id": lost.animal_id,
                        "date": _post_time(lost.date_added + dt.timedelta(days=_gap(rng)), rng)})
 
-    adopt_app = random_appearance(rng, "cat")
+    adopt_app = random_appearance(rng, "cat", traits_rng=text)
     adopt_photos, _ = _shoot(adopt_app, -1, 1, rng)
     drafts += [
         {"text": "Друзья, спасибо всем за репосты! За месяц благодаря вам домой вернулись 12 потеряшек."},

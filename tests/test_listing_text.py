@@ -248,3 +248,25 @@ def test_telegram_catalogue_text_is_stripped_and_the_record_is_not(tmp_path: Pat
     assert text == "кошка\nНайдена кошка! Химки.\nРыжая, в синем ошейнике."  # the city stays for the matcher
     assert result.posts.column("text").to_pylist() == [caption]  # the post as published
     assert store.records()[0]["text"] == caption
+
+
+def test_sample_world_texts_through_listing_text() -> None:
+    """The sample captions' phones, handles and links never survive; the city the matcher reads from them does."""
+    from evaluation.match_run import mentioned_city
+    from evaluation.matching import normalise_city
+    from petid_sample.world import build_world
+
+    world = build_world(seed=2, n_animals=24)
+    cities = sorted({normalise_city(c) for c in ("Москва", "Химки", "Мытищи", "Балашиха", "Люберцы", "Красногорск",
+                                                 "Подольск", *(lst.city for lst in world.listings))})
+    animal_posts = [p for p in world.posts if p.animal_id is not None]
+    assert any(BROAD_PHONE.search(p.text) for p in animal_posts) and any("@" in p.text for p in animal_posts)
+    for post in animal_posts:
+        text = listing_text(description=post.text)
+        assert text and not BROAD_PHONE.search(text) and not BROAD_LINK.search(text), (post.text, text)
+        city = post.text.split("\n")[0].rsplit(", ", 1)[1].rstrip(".")
+        assert mentioned_city(text, cities) == normalise_city(city), (post.text, text)
+    for listing in world.listings:
+        text = listing_text(species=listing.species, breed=listing.breed, sex=listing.sex, title=listing.title,
+                            description=listing.description, city=listing.city)
+        assert text and listing.address not in text and listing.date_event.strftime("%d.%m.%Y") not in text

@@ -18,6 +18,7 @@ from PIL import Image
 from petid_sample import GROUND_TRUTH_COLUMNS, build_world, ground_truth_rows, planted_counts
 from petid_sample.model import SampleListing, SamplePost, SampleWorld
 from petid_sample.photos import COAT_COLOURS, random_appearance, render_photo
+from petid_sample.world import DROP_RATE, OMIT_RATE, SWAP_RATE, attribute_vocabulary, colour_words, describe
 
 
 @pytest.fixture(scope="module")
@@ -280,6 +281,86 @@ def test_planted_pairs_are_the_same_animal_lost_then_found(n_animals: int, world
             assert re.search({"cat": r"кошк|кот", "dog": r"собак|пёс"}[lost.species], found.text)
 
 
+def _coat_words(item: SampleListing | SamplePost) -> set[str]:
+    """The coat words an item's text uses (any coat's)."""
+    every = set().union(*(colour_words(c) for c in COAT_COLOURS))
+    return {w for w in re.findall(r"[\w-]+", _text(item).lower()) if w in every}
+
+
+def _text(item: SampleListing | SamplePost) -> str:
+    return item.description if isinstance(item, SampleListing) else item.text
+
+
+def _attribute_words(item: SampleListing | SamplePost) -> set[str]:
+    return set(re.findall(r"[\w-]+", _text(item).lower())) & attribute_vocabulary()
+
+
+def test_descriptions_are_noisy_but_consistent() -> None:
+    """Each attribute is left out about DROP_RATE of the time, colour words swapped about SWAP_RATE, the order
+    varies, some listings have no sentence; every colour word used belongs to the animal's colour."""
+    assert 0.25 <= DROP_RATE <= 0.35 and 0.05 <= SWAP_RATE <= 0.1 and 0 < OMIT_RATE < 0.25
+    rng = np.random.default_rng(11)
+    apps = [a for a in (random_appearance(rng, "dog") for _ in range(60)) if a.white_socks and a.tail_tip and a.collar]
+    app = apps[0]
+    texts = [describe(app, "пёс", False, np.random.default_rng(k)) for k in range(3000)]
+    assert texts[:20] == [describe(app, "пёс", False, np.random.default_rng(k)) for k in range(20)]  # deterministic
+    said = [t for t in texts if t is not None]
+    omitted = 1 - len(said) / len(texts)
+    assert abs(omitted - OMIT_RATE) < 0.03, omitted
+    coat_words = colour_words(app.coat)
+    usual = {"black": "чёрный", "white": "белый", "ginger": "рыжий", "grey": "серый", "brown": "коричневый",
+             "cream": "кремовый"}[app.coat]
+    checks = {"coat": lambda t: bool(set(t.lower().replace(",", " ").split()) & coat_words),
+              "marks": lambda t: "отметины" in t, "socks": lambda t: "носочки" in t,
+              "tail": lambda t: "кончик хвоста" in t, "eyes": lambda t: "глаза" in t,
+              "collar": lambda t: "ошейнике" in t, "size": lambda t: any(w in t for w in ("небольшой", "среднего",
+                                                                                           "крупный"))}
+    for name, present in checks.items():
+        rate = sum(map(present, said)) / len(said)
+        assert abs(rate - (1 - DROP_RATE)) < 0.05, (name, rate)
+    coats = [w for t in said for w in t.lower().replace(",", " ").split() if w in coat_words]
+    swapped = sum(w != usual for w in coats) / len(coats)
+    assert abs(swapped - SWAP_RATE) < 0.03, swapped
+    assert all(w in coat_words for w in coats)
+    eye = {"green": "зелёные", "amber": "янтарные", "blue": "голубые", "brown": "карие", "yellow": "жёлтые"}
+    other_eyes = set(eye.values()) - {eye[app.eye_colour]} - ({"жёлтые"} if app.eye_colour == "amber" else
+                                                              {"янтарные"} if app.eye_colour == "yellow" else set())
+    assert not any(f"глаза {w}" in t for t in said for w in other_eyes)  # never another eye colour than its swap
+    orders = {tuple(p.split(" ")[0] for p in t.rstrip(".").split(", ")[1:]) for t in said}
+    assert len(orders) > 100
+    no_collar = next(a for a in (random_appearance(rng, "cat") for _ in range(60)) if a.collar is None)
+    assert not any("ошейнике" in (describe(no_collar, "кот", False, np.random.default_rng(k)) or "")
+                   for k in range(300))
+
+
+def test_listings_of_one_animal_differ_and_look_alikes_share_words(world: SampleWorld) -> None:
+    items = _items(world)
+    pair = lambda m: (items[m.lost.identity_id], items[m.found.identity_id])  # noqa: E731
+    same_animal = [pair(m) for m in world.planted_matches]
+    look_alikes = [pair(m) for m in world.decoys + world.twins]
+    sentences = lambda a: {line for line in _text(a).split("\n") if "глаза" in line or "ошейник" in line}  # noqa: E731
+    assert any(sentences(a) != sentences(b) for a, b in same_animal)  # described differently
+    for m in world.planted:  # but consistently: every coat word used is the planted coat's
+        a, b = pair(m)
+        assert _coat_words(a) | _coat_words(b) <= colour_words(m.coat), (m.role, _text(a), _text(b))
+
+    def overlap(a: SampleListing | SamplePost, b: SampleListing | SamplePost) -> float:
+        x, y = _attribute_words(a), _attribute_words(b)
+        return len(x & y) / max(1, len(x | y))
+
+    lost = [a for a, _ in look_alikes]
+    unrelated = [overlap(a, b) for a in lost for b in world.listings
+                 if b.animal_id != a.animal_id and not _coat_words(b) & _coat_words(a) and b.species == a.species]
+    assert np.mean([overlap(a, b) for a, b in look_alikes]) > np.mean(unrelated) + 0.1
+    # across the world, some sentences are missing and some colour words are swapped
+    assert any(not any("глаза" in line or "ошейник" in line for line in lst.description.split("\n"))
+               for lst in world.listings)
+    usual = {w for pair in (("чёрный", "чёрная"), ("белый", "белая"), ("рыжий", "рыжая"), ("серый", "серая"),
+                            ("коричневый", "коричневая"), ("кремовый", "кремовая")) for w in pair}
+    every = set().union(*(colour_words(c) for c in COAT_COLOURS))
+    assert any(_coat_words(lst) & (every - usual) for lst in world.listings)
+
+
 def test_decoys_look_alike_nearby_but_are_other_animals(world: SampleWorld) -> None:
     items = _items(world)
     decoys = world.decoys
@@ -291,8 +372,7 @@ def test_decoys_look_alike_nearby_but_are_other_animals(world: SampleWorld) -> N
         assert isinstance(decoy, SampleListing) and decoy.kind == "found"
         assert decoy.animal_id != lost.animal_id and all(p.depicts == decoy.animal_id for p in decoy.photos)
         assert (decoy.species, decoy.breed, decoy.city) == (lost.species, lost.breed, lost.city)
-        coat = lambda listing: listing.description.split("\n")[1][:3].lower()  # noqa: E731  "Белый кот, ..."
-        assert coat(decoy) == coat(lost)
+        assert _coat_words(decoy) <= colour_words(d.coat) and _coat_words(lost) <= colour_words(d.coat)
         assert 1.0 <= _km(lost.lat, lost.lng, decoy.lat, decoy.lng) <= 8.0
         assert 1 <= (decoy.date_added - lost.date_added).days <= 10
 
@@ -305,7 +385,7 @@ def test_twins_are_far_away_or_out_of_the_date_window(world: SampleWorld) -> Non
         lost, twin = items[t.lost.identity_id], items[t.found.identity_id]
         assert isinstance(twin, SampleListing) and twin.kind == "found" and twin.animal_id != lost.animal_id
         assert (twin.species, twin.breed) == (lost.species, lost.breed)
-        assert twin.description.split("\n")[1][:3] == lost.description.split("\n")[1][:3]  # same coat word
+        assert _coat_words(twin) <= colour_words(t.coat) and _coat_words(lost) <= colour_words(t.coat)
     far, late = twins["far-twin"], twins["late-twin"]
     far_lost, far_twin = items[far.lost.identity_id], items[far.found.identity_id]
     assert _km(far_lost.lat, far_lost.lng, far_twin.lat, far_twin.lng) > 100 and far_twin.city != far_lost.city
