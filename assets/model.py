@@ -78,6 +78,14 @@ def _lineage(reid_model: pa.Table) -> dict:
     return reid_model.to_pylist()[0]
 
 
+VARIANTS_SCHEMA = pa.schema([
+    ("variant", pa.string()), ("modality", pa.string()), ("fusion", pa.string()), ("trained_version", pa.string()),
+    ("production_version", pa.string()), ("promoted", pa.bool_()), ("reused", pa.bool_()),
+    ("val_top1", pa.float64()), ("val_map", pa.float64()), ("baseline_val_top1", pa.float64()),
+    ("baseline_val_map", pa.float64()),
+])
+
+
 @asset(group_name="model", kinds={"pytorch", "parquet"}, code_version="2", owners=OWNERS)
 def reid_model(
     context: AssetExecutionContext,
@@ -135,6 +143,51 @@ def reid_model(
     )
 
 
+@asset(group_name="model", kinds={"pytorch", "parquet"}, code_version="1", owners=OWNERS)
+def listing_models(
+    context: AssetExecutionContext,
+    config: TrainRunConfig,
+    dataset_splits: pa.Table,
+    registry: ModelRegistryResource,
+    training: TrainingResource,
+) -> MaterializeResult:
+    """The listing models that read text, one row each: the training resource's ``variants`` (text-only, and photo
+    + text fused as the published study does), trained with the image model's recipe on the same splits and
+    gated the same way against the frozen backbone, each under its own aliases (``production-fused-gated``...), so
+    none of them moves the image model's ``production``. Empty when no variant is configured."""
+    from curation.frames import model_frame
+    from training.train import parse_variant, replace_config, train_model, variant_name
+
+    frame = model_frame(dataset_splits, splits=("train", "val"))
+    n_train = int(frame.loc[frame["split"] == "train", "identity_id"].nunique())
+    base = _train_config(config, training, n_train)
+    rows = []
+    for spec in training.variants:
+        variant_config = replace_config(base, **parse_variant(spec))
+        name = variant_name(variant_config)
+        context.log.info(f"training the {name} model")
+        result = train_model(frame, variant_config, registry.path, force=config.force, log=context.log.info)
+        candidate, baseline = result.gate.get("candidate", {}), result.gate.get("baseline", {})
+        rows.append({"variant": name, "modality": variant_config.modality,
+                     "fusion": variant_config.fusion if variant_config.modality == "fused" else None,
+                     "trained_version": result.version_id, "production_version": result.production_id,
+                     "promoted": result.promoted, "reused": result.reused,
+                     "val_top1": candidate.get("top1"), "val_map": candidate.get("map"),
+                     "baseline_val_top1": baseline.get("top1"), "baseline_val_map": baseline.get("map")})
+    table = pa.Table.from_pylist(rows, schema=VARIANTS_SCHEMA)
+    return MaterializeResult(
+        value=table,
+        metadata={
+            "variants": ", ".join(r["variant"] for r in rows) or "none",
+            "validation": MetadataValue.md(markdown_table(
+                [{"variant": r["variant"], "version": r["trained_version"], "promoted": r["promoted"],
+                  **{k: metric(r[k]) for k in ("val_top1", "val_map", "baseline_val_top1", "baseline_val_map")}}
+                 for r in rows],
+                ["variant", "version", "promoted", "val_top1", "val_map", "baseline_val_top1", "baseline_val_map"])),
+        },
+    )
+
+
 @asset_check(asset=reid_model, blocking=True,
              description="Production is the trained version only if the gate's record shows it beat the frozen "
                          "backbone on the validation animals by the margin, with no worse Top-1/EER; otherwise it "
@@ -175,6 +228,7 @@ def _interval_text(bounds) -> str:
 def evaluation_report(
     context: AssetExecutionContext,
     reid_model: pa.Table,
+    listing_models: pa.Table,
     dataset_splits: pa.Table,
     image_manifest: pa.Table,
     match_decisions: pa.Table,
@@ -183,7 +237,9 @@ def evaluation_report(
 ) -> MaterializeResult:
     """Identification (Top-1/5/10, mAP) and verification (ROC AUC, EER) with 95 % intervals on test animals never
     seen in training, for the production model beside the frozen backbone (and the trained candidate when the gate
-    kept it out), with a McNemar test, and the listing pairs reviewers rejected as hard negatives; report JSON, Markdown/HTML, plots and the verification pairs under
+    kept it out), with a McNemar test, and the listing pairs reviewers rejected as hard negatives; the text-only
+    and fused ``listing_models`` are measured on the same queries and pairs, with McNemar between the best fused
+    model and the image-only one. Report JSON, Markdown/HTML, plots and the verification pairs under
     ``reports/<trained version>``; the plots are shown here, the report itself is linked."""
     from curation.decisions import hard_negatives
     from curation.frames import by_listing, model_frame
@@ -195,12 +251,16 @@ def evaluation_report(
     test = model_frame(dataset_splits, splits=("test",))
     out_dir = storage.layout.reports / lineage["trained_version"]
     negatives = hard_negatives(match_decisions)
+    variants = {row["variant"]: row["trained_version"] for row in listing_models.to_pylist()}
     report = evaluate(test, production, registry.path, out_dir, storage.layout.cache / "embeddings",
                       baseline_ref=baseline, candidate_ref=lineage["trained_version"], hard_negatives=negatives,
-                      listing_photos=by_listing(model_frame(image_manifest)) if negatives else None)
+                      listing_photos=by_listing(model_frame(image_manifest)) if negatives else None,
+                      variants=variants)
     entries = [("production " + production, report), ("frozen backbone", report.get("baseline") or {})]
     if report.get("candidate"):
         entries.append(("candidate " + lineage["trained_version"], report["candidate"]))
+    entries += [(f"{v['name']} {v['model']}", v) for v in report.get("variants") or []]
+    fusion = report.get("fusion_vs_image") or {}
     rows = [{"model": name, **{k: metric(source.get(k)) for k in HEADLINE},
              "top1 95% CI": _interval_text((source.get("intervals") or {}).get("top1")),
              "eer 95% CI": _interval_text((source.get("intervals") or {}).get("eer"))} for name, source in entries]
@@ -214,6 +274,8 @@ def evaluation_report(
             "n_identities": int(report.get("n_identities", 0)),
             "n_images": int(report.get("n_images", 0)),
             "mcnemar_p": metric(float((report.get("mcnemar") or {}).get("p_value", 1.0))),
+            **({"fused_top1_gain": metric(fusion["top1_gain"]),
+                "fused_vs_image_mcnemar_p": metric(float(fusion["mcnemar"]["p_value"]))} if fusion else {}),
             "hard_negatives": len(report.get("hard_negatives") or []),
             "headline": records_table(rows),
             "report": MetadataValue.path(str(out_dir / "report.html")),
@@ -264,4 +326,4 @@ def search_index(
 MODEL_CHECKS = [production_beats_frozen_backbone]
 
 
-defs = Definitions(assets=[reid_model, evaluation_report, search_index], asset_checks=MODEL_CHECKS)
+defs = Definitions(assets=[reid_model, listing_models, evaluation_report, search_index], asset_checks=MODEL_CHECKS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,6 +138,7 @@ def evaluate(
     n_boot: int = 1000,
     hard_negatives: Sequence[tuple[str, str]] = (),
     listing_photos: pd.DataFrame | None = None,
+    variants: Mapping[str, str] | None = None,
 ) -> dict:
     """Evaluate ``model_ref`` and ``baseline_ref`` on ``frame``; write report.json/.md/.html, plots and the
     verification pairs (``pairs.csv``, with every model's score) to ``out_dir``.
@@ -149,7 +150,10 @@ def evaluate(
     ``candidate_ref`` (a trained version the gate kept out of production), ``candidate`` measured the same way.
     ``hard_negatives``: listing pairs reviewers said are different animals, scored listing to listing by every
     model on their photos in ``listing_photos`` (``identity_id``, ``path``; any split) — ``hard_negatives`` in the
-    report: how high each model still scores them.
+    report: how high each model still scores them. ``variants`` (label → model ref): more models measured on the
+    same queries and pairs, e.g. text-only and fused ones — ``variants`` in the report, each with intervals and
+    McNemar against the baseline, and ``fusion_vs_image``: McNemar between the best fused variant and the
+    image-only trained model (the candidate, else the model).
     """
     from evaluation.intervals import bootstrap_intervals
     from evaluation.report import write_report
@@ -162,6 +166,8 @@ def evaluate(
     refs = {"model": model_ref, "baseline": baseline_ref}
     if candidate_ref is not None and candidate_ref not in (model_ref, baseline_ref):
         refs["candidate"] = candidate_ref
+    for label, ref in (variants or {}).items():
+        refs[f"variant:{label}"] = ref
     embedders: dict[str, PhotoEmbedder] = {}
     evaluations: dict[str, ModelEvaluation] = {}
     for name, ref in refs.items():
@@ -211,6 +217,7 @@ def evaluate(
                                "intervals": intervals["candidate"],
                                "mcnemar_vs_baseline": mcnemar(candidate.identification.hits(1),
                                                               baseline.identification.hits(1))}
+    report.update(_variant_sections(evaluations, embedders, refs, intervals))
     if hard_negatives:
         report["hard_negatives"] = score_hard_negatives(hard_negatives, listing_photos, embedders, cache_dir,
                                                         batch_size)
@@ -218,6 +225,33 @@ def evaluate(
     write_report(report, Path(out_dir), frame, model, baseline)
     write_pairs(Path(out_dir) / "pairs.csv", frame, pairs, evaluations)
     return report
+
+
+def modality(embedder: Any) -> str:
+    """``image``, ``text`` or ``fused``: what an embedder reads (``training.embedder.Embedder.modality``)."""
+    return str(getattr(embedder, "modality", "image"))
+
+
+def _variant_sections(evaluations: dict[str, ModelEvaluation], embedders: dict[str, PhotoEmbedder],
+                      refs: dict[str, str], intervals: dict[str, Any]) -> dict[str, Any]:
+    """``variants`` (one entry per variant model) and ``fusion_vs_image`` (best fused vs image-only trained)."""
+    names = [n for n in evaluations if n.startswith("variant:")]
+    if not names:
+        return {}
+    baseline = evaluations["baseline"].identification.hits(1)
+    variants = [{"name": n.partition(":")[2], "modality": modality(embedders[n]), "model": evaluations[n].model,
+                 "model_ref": str(refs[n]), **evaluations[n].metrics(), "intervals": intervals[n],
+                 "mcnemar_vs_baseline": mcnemar(evaluations[n].identification.hits(1), baseline)} for n in names]
+    out: dict[str, Any] = {"variants": variants}
+    fused = [n for n in names if modality(embedders[n]) == "fused"]
+    image = "candidate" if "candidate" in evaluations else "model"
+    if fused and modality(embedders[image]) == "image":
+        best = max(fused, key=lambda n: (evaluations[n].identification.top1, evaluations[n].identification.map))
+        a, b = evaluations[best].identification, evaluations[image].identification
+        out["fusion_vs_image"] = {"fused": best.partition(":")[2], "fused_model": evaluations[best].model,
+                                  "image_model": evaluations[image].model, "top1_fused": a.top1, "top1_image": b.top1,
+                                  "top1_gain": a.top1 - b.top1, "mcnemar": mcnemar(a.hits(1), b.hits(1))}
+    return out
 
 
 def score_hard_negatives(pairs: Sequence[tuple[str, str]], photos: pd.DataFrame | None,

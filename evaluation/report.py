@@ -84,6 +84,7 @@ def _entries(report: dict[str, Any], labels: dict[str, str]) -> list[tuple[str, 
     entries = [(labels["model"], report), (labels["baseline"], report["baseline"])]
     if report.get("candidate"):
         entries.append((f"candidate {report['candidate']['model']} (not in production)", report["candidate"]))
+    entries += [(f"{v['modality']} {v['name']} {v['model']}", v) for v in report.get("variants") or []]
     return entries
 
 
@@ -118,10 +119,15 @@ def _group_tables(report: dict[str, Any]) -> tuple[list[str], list[str]]:
 def _mcnemar_line(report: dict[str, Any]) -> str:
     """One sentence with the model-vs-baseline McNemar test."""
     mc = report["mcnemar"]
-    return (
-        f"McNemar (top-1, model vs baseline): b={mc['b']}, c={mc['c']}, statistic={mc['statistic']:.3f}, "
-        f"p={mc['p_value']:.4g} ({mc['method']})"
-    )
+    line = (f"McNemar (top-1, model vs baseline): b={mc['b']}, c={mc['c']}, statistic={mc['statistic']:.3f}, "
+            f"p={mc['p_value']:.4g} ({mc['method']})")
+    fusion = report.get("fusion_vs_image")
+    if fusion:
+        fm = fusion["mcnemar"]
+        line += (f". Fusion: best fused ({fusion['fused']}) Top-1 {fusion['top1_fused']:.3f} vs image-only "
+                 f"{fusion['top1_image']:.3f} ({fusion['top1_gain']:+.3f}); McNemar b={fm['b']}, c={fm['c']}, "
+                 f"p={fm['p_value']:.4g} ({fm['method']})")
+    return line
 
 
 def _counts_line(report: dict[str, Any]) -> str:

@@ -50,8 +50,9 @@ class TrainConfig:
     ``modality``: ``image`` (photos only), ``text`` (the listing text only) or ``fused`` (photo + text through
     ``fusion``: ``concat``, ``scalar``, ``gated`` or ``cross_attention``; ``training.fusion``). ``text_encoder``:
     ``hashed-ngrams`` (offline, ``text_dim`` wide, ``text_buckets`` rows) or a Hugging Face model id
-    (``training.text_encoders``); its parameters learn at ``lr * text_lr_scale``. ``text_dropout``: the share of
-    training photos whose text is hidden, so the model also learns to embed listings without text.
+    (``training.text_encoders``); it, the text projection and the fusion learn at ``lr * text_lr_scale``.
+    ``text_dropout``: the share of training photos whose text is hidden, so the model also learns to embed
+    listings without text; ``text_aux_weight`` weighs the same loss on a fused model's text branch alone.
     """
 
     backbone: str = "efficientnet_lite0"
@@ -96,6 +97,7 @@ class TrainConfig:
     text_buckets: int = 1 << 16
     text_lr_scale: float = 10.0
     text_dropout: float = 0.1
+    text_aux_weight: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -128,6 +130,7 @@ class TrainConfig:
             "text_buckets": self.text_buckets >= 2,
             "text_lr_scale": self.text_lr_scale > 0,
             "text_dropout": 0 <= self.text_dropout < 1,
+            "text_aux_weight": self.text_aux_weight >= 0,
             "loss_weights": set(self.loss_weights) <= {"triplet", "intra_pair_variance"} and bool(self.loss_weights),
         }
         bad = [name for name, ok in checks.items() if not ok]

@@ -37,6 +37,7 @@ class Embedder:
         self.model_id = model_id
         self.tta_flip = tta_flip
         self.uses_text = bool(getattr(model, "uses_text", False))
+        self.modality = "image" if not self.uses_text else "text" if model.image is None else "fused"
 
     def embed(self, paths: list[str], batch_size: int = 32, num_workers: int = 0,
               texts: list[str | None] | None = None) -> np.ndarray:

@@ -124,9 +124,11 @@ def read_gate(registry: ModelRegistry, version: str) -> dict[str, Any] | None:
         return None
 
 
-def apply_gate(registry: ModelRegistry, version: str, gate: Mapping[str, Any]) -> str:
-    """Point ``latest`` at ``version`` and ``production`` at it or at the gate's baseline; returns production."""
+def apply_gate(registry: ModelRegistry, version: str, gate: Mapping[str, Any], suffix: str = "") -> str:
+    """Point ``latest`` at ``version`` and ``production`` at it or at the gate's baseline; returns production.
+    ``suffix`` names a variant's own pair of aliases (``latest-fused-gated``, ``production-fused-gated``), so a
+    text or fused model never moves the image model's."""
     production = version if gate.get("promoted") else str(gate["baseline_version"])
-    registry.set_alias("latest", version)
-    registry.set_alias("production", production)
+    registry.set_alias(f"latest{suffix}", version)
+    registry.set_alias(f"production{suffix}", production)
     return production

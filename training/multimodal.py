@@ -4,6 +4,9 @@
 branch *is* an ``EmbeddingModel`` (same backbone, freezing, pooling, projection head and its PCA/whitening
 initialisation), so a fused model differs from its image-only twin only by what it adds. ``backbone`` and ``head``
 name the image branch's, which is what the trainer's head initialisation and learning-rate groups use.
+``branches`` holds the last forward's text embedding (fused models): the trainer adds the same metric loss on it
+(``text_aux_weight``), so a text encoder learning from scratch is not starved by a gate that still trusts the
+image.
 An image tensor with no pixels (``images.numel() == 0``, what the text-only datasets yield) or a row of zeros in
 ``has_image`` means no photo.
 """
@@ -31,6 +34,7 @@ class MultimodalModel(nn.Module):
         self.fusion_name = fusion
         patch_dim = image.backbone.num_features if image is not None else 0
         self.fusion = build_fusion(fusion, embedding_dim, text.dim, patch_dim) if fusion else None
+        self.branches: dict[str, torch.Tensor] = {}
 
     @property
     def backbone(self) -> nn.Module | None:
@@ -58,8 +62,9 @@ class MultimodalModel(nn.Module):
         tokens, mask = self.text(text_ids)
         has_text = mask.any(1)
         text = F.normalize(self.text_head(pooled(tokens, mask)).float(), dim=1)
+        self.branches = {"text": text, "has_text": has_text}
         if self.fusion is None:  # text-only
-            return F.normalize(text, dim=1)
+            return text
         batch = text.shape[0]
         if images.numel() == 0:
             image, patches = text.new_zeros(batch, self.embedding_dim), None

@@ -30,7 +30,8 @@ from training.registry import ModelRegistry, manifest_hash, version_id
 # operational knobs that do not change what is learned: left out of the version hash
 UNHASHED_FIELDS = ("num_workers", "checkpoint_every", "gate_margin", "gate_min_val_identities")  # the gate is re-decided, never retrained
 # what an image-only model ignores: left out of its hash, so its version id is what it was before text existed
-TEXT_FIELDS = ("modality", "text_encoder", "fusion", "text_dim", "text_buckets", "text_lr_scale", "text_dropout")
+TEXT_FIELDS = ("modality", "text_encoder", "fusion", "text_dim", "text_buckets", "text_lr_scale", "text_dropout",
+               "text_aux_weight")
 
 
 class TrainingDataError(UserError, ValueError):
@@ -53,6 +54,29 @@ class TrainResult:
     @property
     def promoted(self) -> bool:
         return bool(self.gate.get("promoted"))
+
+
+def variant_name(config: TrainConfig) -> str:
+    """``image``, ``text`` or ``fused-<fusion>``: how reports and aliases name what ``config`` trains."""
+    return config.modality if config.modality != "fused" else f"fused-{config.fusion.replace('_', '-')}"
+
+
+def variant_suffix(config: TrainConfig) -> str:
+    """The alias suffix of ``config``'s variant: empty for image models (``latest``/``production``)."""
+    return "" if config.modality == "image" else f"-{variant_name(config)}"
+
+
+def parse_variant(spec: str) -> dict[str, str]:
+    """``text``, ``fused`` (gated) or ``fused:<fusion>`` → TrainConfig overrides; a ConfigError names the bad one."""
+    from training.config import ConfigError
+    from training.fusion import FUSIONS
+
+    modality, _, fusion = spec.strip().partition(":")
+    if modality == "text" and not fusion:
+        return {"modality": "text"}
+    if modality == "fused" and (fusion or "gated") in FUSIONS:
+        return {"modality": "fused", "fusion": fusion or "gated"}
+    raise ConfigError(f"unknown model variant {spec!r}: use text, fused or fused:<{'|'.join(FUSIONS)}>")
 
 
 def hashed_config(config: TrainConfig) -> dict[str, Any]:
@@ -104,6 +128,7 @@ def train_model(frame: pd.DataFrame, config: TrainConfig, registry_root: str | P
 
     ``force=True`` trains again under ``<version>-r<n>``. An interrupted run resumes from its checkpoint when
     called again with the same inputs. Under torchrun every rank must call this with the same arguments.
+    A text or fused model (``config.modality``) moves its own aliases (``variant_suffix``), never the image's.
     """
     from training.ddp import barrier, broadcast_object, dist_info
     from training.embedder import load_embedder
@@ -134,7 +159,7 @@ def train_model(frame: pd.DataFrame, config: TrainConfig, registry_root: str | P
                     "baseline_version": baseline_id}
             write_gate(registry, base_id, gate)
             log(f"gate decided again for {base_id}: {gate['reason']}")
-        production = apply_gate(registry, base_id, gate) if info.is_main else None
+        production = apply_gate(registry, base_id, gate, variant_suffix(config)) if info.is_main else None
         log(f"model version {base_id} already registered: reusing it (force=True retrains); production = {production}")
         return TrainResult(base_id, registry.path(base_id), True, registry.metrics(base_id), baseline_id,
                            str(production), gate)
@@ -143,7 +168,7 @@ def train_model(frame: pd.DataFrame, config: TrainConfig, registry_root: str | P
         vid = str(broadcast_object(info, registry.next_forced_id(base_id) if info.is_main else None))
     trainer = Trainer(used, config, registry, vid, data_hash, baseline_id, info, log)
     metrics, gate = trainer.run()
-    production = apply_gate(registry, vid, gate) if info.is_main else None
+    production = apply_gate(registry, vid, gate, variant_suffix(config)) if info.is_main else None
     log(f"gate: {gate['reason']}; production = {production}")
     barrier(info)
     return TrainResult(vid, registry.path(vid), False, metrics, baseline_id, str(production), gate)
@@ -212,7 +237,9 @@ class Trainer:
 
             self.ddp_model = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.use_cuda else None)
         backbone = [p for p in self.model.backbone.parameters() if p.requires_grad] if self.with_images else []
-        text = list(self.model.text.parameters()) if config.modality != "image" else []
+        # the text side (encoder, projection, fusion) starts from scratch: it learns at lr * text_lr_scale
+        text = ([p for name in ("text", "text_head", "fusion") if getattr(self.model, name, None) is not None
+                 for p in getattr(self.model, name).parameters()] if config.modality != "image" else [])
         taken = {id(p) for p in backbone + text}
         head = [p for p in self.model.parameters() if p.requires_grad and id(p) not in taken]
         groups = [{"params": head + list(self.loss_fn.parameters()), "lr": config.lr}]
@@ -300,6 +327,12 @@ class Trainer:
             with autocast:
                 embeddings = self.ddp_model(images, *text)
             loss = self.loss_fn(embeddings.float(), labels)
+            branches = getattr(self.model, "branches", None)
+            if config.modality == "fused" and config.text_aux_weight and branches:
+                with_text = branches["has_text"]  # rows whose text was dropped teach the text branch nothing
+                if int(with_text.sum()) >= 2:
+                    loss = loss + config.text_aux_weight * self.loss_fn(branches["text"][with_text].float(),
+                                                                        labels[with_text])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
