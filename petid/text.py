@@ -6,10 +6,13 @@ seven-digit city numbers written ``123-45-67``; international ``+<country> …``
 and bare domains such as ``vk.com/xyz`` or ``t.me/xyz``), e-mail addresses, ``@handles`` (Telegram, VK,
 Instagram) and 16-digit card numbers. Each is removed outright (no placeholder token: a token would only tell a
 model that the listing had a contact, which says nothing about the animal), together with a contact label
-directly before it (``тел.:``, ``WhatsApp``, ``e-mail:``, ``vk:`` …); separators left dangling are tidied and
+directly before it (``тел.:``, ``WhatsApp``, ``e-mail:``, ``vk:`` …); any 6–15 digits right after a phone label or
+"звоните" go too, however grouped. A common first name next to a removed contact ("Анна, 8 916 …", "… 45-67,
+спросить Анну") or after "спросить", "звоните", "хозяйка" is removed as a signature; a line left with nothing but
+how to reach the author ("Звоните:", "WhatsApp, Telegram") is dropped; separators left dangling are tidied and
 whitespace is collapsed. Numbers that describe the animal or the event stay: ages (``2 года``), dates
 (``12.05.2024``), weights (``5 кг``), house numbers (``д. 12``), microchip numbers (15 digits, no ``+``).
-Personal names (a signature such as ``Анна``) are not detected.
+Other personal names (a name anywhere else, a surname) are not detected.
 
 :func:`listing_text` builds the one text per listing from its structured fields and its description.
 
@@ -67,6 +70,36 @@ _CONTACT_WORDS = frozenset(
     "звоните звонить позвоните звонок пишите писать напишите обращайтесь обращаться контакты контакт связь связи для"
     " по номеру номер телефону телефон тел т моб в на и или личку лс личные сообщения whatsapp viber telegram ватсап"
     " вайбер телеграм тг смс sms сюда мне нам сразу любое время круглосуточно".split())
+# Any 6-15 digits right after a phone label or "звоните" are a number, however grouped: "тел. 22 33 44".
+_LABELLED_NUMBER = re.compile(
+    r"(?i)((?<![\w])(?:тел(?:ефон)?|т|моб(?:ильный)?|сот(?:овый)?|номер\s+телефона|звоните|звонить|позвоните"
+    r"|whats\s?app|ватсап|вотсап|viber|вайбер)\.?[ \t]*(?:по\s+(?:номеру|телефону)[ \t]*)?[:\-–—]?[ \t]*)"
+    r"(\+?(?:\d[ \t\-.()]{0,2}){5,14}\d)(?![\w])"
+)
+# Common first names in their usual cases: a signature next to a removed contact ("Анна, 8 916 …", "+7 … Сергей"),
+# or after "спросить"/"звоните"/"хозяйка" ("спросить Анну").
+_FEMININE_A = ("Анн Ольг Марин Елен Светлан Татьян Ирин Екатерин Людмил Галин Надежд Вер Оксан Алён Ален Кристин"
+               " Полин Валентин Тамар Ларис Нин Жанн Яросла Алин Анжелик Эльвир Диан Элин").split()
+_FEMININE_IA = "Натал Юли Мари Дар Ксени Софи Анастаси Евгени Валери Виктори Таис Ульян Лиди".split()
+_MASCULINE = ("Иван Александр Михаил Максим Владимир Артём Артем Роман Олег Виктор Антон Денис Кирилл Станислав Вадим"
+              " Борис Глеб Егор Руслан Тимур Фёдор Федор Богдан Степан Семён Семен Леонид Вячеслав Ярослав").split()
+_MASCULINE_I = "Серге Дмитри Андре Алексе Никола Юри Геннади Евгени Васили Анатоли Валери Арсени Григори Матве".split()
+_NAME_FORMS = sorted(
+    {f"{stem}{end}" for stem in _FEMININE_A for end in ("а", "у", "е", "ы", "и", "ой")}
+    | {f"{stem}{end}" for stem in _FEMININE_IA for end in ("ия", "ья", "ию", "ью", "ии", "ьи", "ией", "ьей", "ье")}
+    | {f"{stem}{end}" for stem in _MASCULINE for end in ("", "а", "у", "ом", "е")}
+    | {f"{stem}{end}" for stem in _MASCULINE_I for end in ("й", "я", "ю", "ем", "е")}
+    | {"Павел", "Павла", "Павлу", "Павлом", "Илья", "Ильи", "Илье", "Илью", "Ильёй", "Лев", "Льва", "Любовь", "Любови"},
+    key=len, reverse=True)
+_NAME = "(?:" + "|".join(_NAME_FORMS) + r")(?![\w])"
+_NAME_BY_CUT = re.compile(
+    rf"(?<![\w]){_NAME}[ \t]*[,:\-–—]?[ \t]*(?={_CUT})"  # "Анна, <cut>"
+    rf"|(?<={_CUT})[ \t]*[,\-–—(]?[ \t]*(?:(?i:спросить|спрашивать)[ \t]+)?{_NAME}\)?"  # "<cut>, спросить Анну"
+)
+_NAME_AFTER_WORD = re.compile(
+    rf"(?i:(?<![\w])(спросить|спрашивать|звоните|звонить|обращаться к|обращайтесь к|хозяйка|хозяин|волонт[её]р))"
+    rf"[ \t]+{_NAME}"
+)
 _TRAILING_CUT = re.compile(_CUT + r"(?:[ \t]*(?:[,;/|]|или|и|or)[ \t]*" + _CUT + r")+")
 
 
@@ -102,9 +135,10 @@ def _tidy(text: str) -> str:
 
 def strip_pii(text: str) -> str:
     """``text`` without phone numbers, URLs, e-mail addresses, ``@handles`` and card numbers (see the module
-    docstring for the forms); each is removed with a contact label right before it (``тел.``, ``WhatsApp:`` …),
-    not replaced by a token. Whitespace is collapsed within lines, blank lines are dropped; numbers describing the
-    animal (ages, dates, weights, house numbers) are kept. Never raises; ``""`` for ``""``."""
+    docstring for the forms); each is removed with a contact label right before it (``тел.``, ``WhatsApp:`` …) and a
+    first name signed next to it, not replaced by a token. Whitespace is collapsed within lines, blank lines are
+    dropped; numbers describing the animal (ages, dates, weights, house numbers) are kept. Never raises; ``""`` for
+    ``""``."""
     if not text:
         return ""
     text = _EMAIL.sub(_CUT, text)
@@ -114,6 +148,10 @@ def strip_pii(text: str) -> str:
     text = _PHONE.sub(_CUT, text)
     text = _ANY_INTERNATIONAL.sub(_international, text)
     text = _HANDLE.sub(_CUT, text)
+    text = _LABELLED_NUMBER.sub(lambda m: m.group(1) + _CUT, text)
+    text = _NAME_BY_CUT.sub(_CUT, text)
+    text = _NAME_AFTER_WORD.sub(lambda m: "" if m.group(1).lower() in ("спросить", "спрашивать") else m.group(1),
+                                text)  # "спросить Анну" goes whole, "звоните Анне" keeps "звоните"
     return _tidy(text)
 
 
@@ -219,13 +257,14 @@ def listing_text(*, species: str | None = None, breed: str | None = None, sex: s
     filters, not the animal; in text they would teach a model that listings of one place are one animal), and
     contact details. Accordingly the title loses its lost/found words ("Пропала", "Найден"…), everything from its
     first street marker on ("ул.", "на пр-те", "д." …) and ``city`` (``city`` is used only for that: it is never
-    written itself); a title that is then nothing but species nouns and words of the header is dropped. The description is kept as
-    written, minus personal data and minus street addresses (a street word with its name and house number:
-    "в районе ул. Гарибальди, 90", "Рогожский Вал улица, д.11 к2") and calendar dates ("07.02.2025", "12 мая"),
-    which only tell one listing from another; cities, metro stations and landmarks in the owner's words stay (a
-    Telegram post has no other place, and the matcher reads its city from the text). Every part goes through
-    :func:`strip_pii` (which itself keeps dates and house numbers: it removes personal data only). The result is cut to at most ``max_chars`` characters, at a word boundary where one lies in
-    the last fifth (``max_chars`` must be positive).
+    written itself); a title that is then nothing but species nouns and words of the header is dropped. The
+    description is kept as written, minus personal data and minus street addresses (a street word with its name
+    and house number: "в районе ул. Гарибальди, 90", "Рогожский Вал улица, д.11 к2") and calendar dates
+    ("07.02.2025", "12 мая"), which only tell one listing from another; cities, metro stations and landmarks in the
+    owner's words stay (a Telegram post has no other place, and the matcher reads its city from the text). Every
+    part goes through :func:`strip_pii` (which itself keeps dates and house numbers: it removes personal data
+    only). The result is cut to at most ``max_chars`` characters, at a word boundary where one lies in the last
+    fifth (``max_chars`` must be positive).
     """
     if max_chars <= 0:
         raise ValueError(f"max_chars must be positive, not {max_chars}")

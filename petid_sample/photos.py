@@ -1,12 +1,12 @@
 """Procedural photos of synthetic cats and dogs with identity-consistent appearance.
 
 An animal's :class:`Appearance` (coat colours, markings at fixed body-relative positions, ears, eyes, tail,
-proportions, collar, size) is drawn once from a seeded RNG; :func:`render_photo` draws it in a new photo each time with its
-own pose, framing, background, lighting and noise. The figure is built in a local coordinate frame (body centre at
-the origin, body half-length 1, y pointing down) and every polygon is mapped through one affine transform per photo,
-so rotation, mirroring and scale keep the markings where they belong on the body. :func:`look_alike` draws
-another animal that a listing would describe the same way (same coat, pattern, eyes, collar, size) but with its own
-markings. The collar and the size are what a listing says, not what a photo shows: the size follows the drawn
+proportions, collar, size) is drawn once from a seeded RNG; :func:`render_photo` draws it in a new photo each time
+with its own pose, framing, background, lighting and noise. The figure is built in a local coordinate frame (body
+centre at the origin, body half-length 1, y pointing down) and every polygon is mapped through one affine transform
+per photo, so rotation, mirroring and scale keep the markings where they belong on the body. :func:`look_alike`
+draws another animal that a listing would describe the same way (same coat, pattern, eyes, collar, size) but with
+its own markings. The collar and the size are what a listing says, not what a photo shows: the size follows the drawn
 build (leg length), and the collar is not drawn, so adding them changed no photo.
 """
 

@@ -21,7 +21,8 @@ class SampleDirs:
 
 
 _MARKER = ".complete"
-WORLD_VERSION = 2  # bump when the generator changes what a seed produces (2: planted lost/found matches)
+WORLD_VERSION = 3  # bump when the generator changes what a seed produces (2: planted lost/found matches; 3: noisy
+# descriptions with collar and size)
 
 
 def ensure_sample(out_dir: Path, seed: int = 0, n_animals: int = 48) -> SampleDirs:

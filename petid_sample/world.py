@@ -221,7 +221,8 @@ def attribute_vocabulary() -> frozenset[str]:
     phrases += [*_MARK_WORDS.values(), *(a for alts in _MARK_ALT.values() for a in alts), "отметины"]
     phrases += [p for pair in _PATTERN_WORDS.values() for p in pair]
     phrases += [*_EYE_WORDS.values(), *(a for alts in _EYE_ALT.values() for a in alts), "глаза"]
-    phrases += [*_COLLAR_WORDS.values(), *(a for alts in _COLLAR_ALT.values() for a in alts), "ошейнике", "без ошейника"]
+    phrases += [*_COLLAR_WORDS.values(), *(a for alts in _COLLAR_ALT.values() for a in alts), "ошейнике",
+                "без ошейника"]
     phrases += [w for pair in _SIZE_WORDS.values() for w in pair]
     phrases += ["белые «носочки» на лапах", "кончик хвоста другого цвета"]
     return frozenset(w for p in phrases for w in re.findall(r"[\w-]+", p.lower()))
