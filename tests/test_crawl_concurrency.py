@@ -108,6 +108,7 @@ def _overlapping_crawls(tmp_path: Path, site_dir: Path, pools: bool) -> Crawls:
     faults = Faults()  # no faults: it only records every request
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     env.pop("PETID_OBJECT_STORE", None)
+    started = time.monotonic()
     with serve_site(site_dir, faults) as base:
         procs = {name: subprocess.Popen([sys.executable, __file__, name, base, str(tmp_path / name), str(go)],
                                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -122,7 +123,10 @@ def _overlapping_crawls(tmp_path: Path, site_dir: Path, pools: bool) -> Crawls:
                     pytest.fail(f"the run processes were not ready within {START_TIMEOUT_S} s")
                 time.sleep(0.05)
             go.touch()  # both runs start now
+            released = time.monotonic()
             outputs = {name: proc.communicate(timeout=RUN_TIMEOUT_S)[0] for name, proc in procs.items()}
+            print(f"pools={pools}: processes ready in {released - started:.1f} s, both runs done "
+                  f"{time.monotonic() - released:.1f} s after the release")
         finally:
             for proc in procs.values():
                 if proc.poll() is None:

@@ -26,7 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dagster import AssetKey, asset, materialize
+from dagster import AssetKey, DagsterInstance, asset, materialize
 
 from petid.errors import UserError
 from petid.objectstore import IntegrityError, ObjectNotFoundError, ObjectStore, ObjectStoreError
@@ -170,6 +170,26 @@ def test_a_table_lands_in_the_bucket_and_another_machine_reads_it_back(s3_server
 def _write(path: Path, table: pa.Table) -> Path:
     pq.write_table(table, path)
     return path
+
+
+def test_a_table_from_before_the_store_was_configured_is_read_from_the_local_mirror(
+        s3_server: S3Server, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagster_project.deployments import production_resources
+
+    monkeypatch.delenv("PETID_OBJECT_STORE", raising=False)
+    assert materialize([listings_table], resources=production_resources(home=str(tmp_path))).success  # local only
+    monkeypatch.setenv("PETID_OBJECT_STORE", f"s3://{bucket}")
+    monkeypatch.setenv("PETID_S3_ENDPOINT", s3_server.endpoint)
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([listings_table.to_source_asset(), photo_total],
+                             resources=production_resources(home=str(tmp_path)), instance=instance)
+        messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert result.success and _keys(s3_server, bucket) == ["tables/photo_total.parquet"]
+    assert pq.read_table(tmp_path / "tables" / "photo_total.parquet").to_pylist() == [{"photos": 7}]
+    assert any("listings_table.parquet is missing: reading the local" in m for m in messages), messages
+    other = tmp_path / "empty-machine"
+    with pytest.raises(Exception, match="listings_table.parquet is missing"):
+        materialize([listings_table.to_source_asset(), photo_total], resources=production_resources(home=str(other)))
 
 
 def test_without_an_object_store_tables_stay_local_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -356,8 +376,12 @@ def test_wrong_credentials_are_one_line(s3_server: S3Server, bucket: str, monkey
     assert _keys(s3_server, bucket) == ["petid/ok.txt"]  # nothing was written with the wrong credentials
 
 
-def test_a_local_folder_is_a_store_too_and_writes_atomically(tmp_path: Path) -> None:
-    store = ObjectStore(f"file://{tmp_path}/shared")
+def test_a_local_folder_is_a_store_too_and_writes_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PETID_OBJECT_STORE", raising=False)
+    assert ObjectStore.from_env() is None
+    monkeypatch.setenv("PETID_OBJECT_STORE", f"file://{tmp_path}/shared")
+    store = ObjectStore.from_env()
+    assert store is not None and store.url == str(tmp_path / "shared")
     (tmp_path / "shared").mkdir()
     store.check()
     assert store.put_bytes("tables/a.parquet", b"data").endswith("tables/a.parquet")
