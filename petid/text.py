@@ -65,6 +65,11 @@ _LABEL = re.compile(
     r"|instagram|инстаграм|инста|inst|insta|сайт|site|карта|card|сбер|сбербанк|номер(?:\s+карты)?)"
     r"\.?[ \t]*[:\-–—]?[ \t]*(?=" + _CUT + ")"
 )
+# Words that only lead up to a removed contact: "пишите в <cut>", "звоните или <cut>", "по номеру <cut>".
+_LEAD_IN = re.compile(
+    r"(?i)(?<![\w])(?:в|на|по|через|или|и|а\s+также|пишите|напишите|писать|звоните|позвоните|звонить|обращайтесь"
+    r"|номеру|телефону|номер)[ \t]*[,:\-–—]?[ \t]*(?=" + _CUT + ")"
+)
 # A line left with only these words after a removal said nothing but how to reach the author: it is dropped.
 _CONTACT_WORDS = frozenset(
     "звоните звонить позвоните звонок пишите писать напишите обращайтесь обращаться контакты контакт связь связи для"
@@ -111,8 +116,8 @@ def _international(match: re.Match[str]) -> str:
 def _tidy(text: str) -> str:
     """Drop the removal marks with the labels and separators they leave dangling; collapse whitespace."""
     text = _TRAILING_CUT.sub(_CUT, text)
-    for _ in range(2):  # "тел./WhatsApp: <cut>": the label before the label goes too
-        text = _LABEL.sub("", text)
+    for _ in range(4):  # "пишите в Telegram <cut>", "звоните или WhatsApp: <cut>": everything leading up to it
+        text = _LEAD_IN.sub("", _LABEL.sub("", text))
     text = re.sub(r"\(\s*(?:[,;:/|\-–]\s*)*" + _CUT + r"(?:\s*[,;:/|\-–])*\s*\)", "", text)  # "(<cut>)"
     lines = []
     for line in text.splitlines():

@@ -58,8 +58,10 @@ def test_contacts_are_removed(snippet: str, gone: list[str]) -> None:
 
 
 def test_the_words_around_contacts_stay() -> None:
-    assert strip_pii("Пропала кошка! Звоните +7 916 123-45-67, вознаграждение.") == \
-        "Пропала кошка! Звоните вознаграждение."
+    assert strip_pii("Пропала кошка! Звоните +7 916 123-45-67, вознаграждение.") == "Пропала кошка! вознаграждение."
+    assert strip_pii("Будем благодарны за репост. +7-983-701-49-48, пишите в Telegram @sergey_dog") == \
+        "Будем благодарны за репост."  # nothing leading up to a contact is left dangling
+    assert strip_pii("Звоните в любое время, ответим сразу") == "Звоните в любое время, ответим сразу"
     assert strip_pii("Тел.: +7(916)1234567") == ""  # the label goes with the number
     assert strip_pii("Найден пёс, Химки.\nТел. +7 916 123-45-67\n\nОн ждёт хозяина") == \
         "Найден пёс, Химки.\nОн ждёт хозяина"
