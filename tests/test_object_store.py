@@ -31,6 +31,7 @@ from dagster import AssetKey, DagsterInstance, asset, materialize
 from petid.errors import UserError
 from petid.objectstore import IntegrityError, ObjectNotFoundError, ObjectStore, ObjectStoreError
 
+pytestmark = pytest.mark.timeout(120)  # a hung server fails the test instead of the whole run
 SERVER_START_S = 30
 SETUP_ACTIONS = 3  # create_user, create_access_key, put_user_policy: unauthenticated; everything after is checked
 AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL",
