@@ -71,11 +71,16 @@ def evaluate_embeddings(
     frame: pd.DataFrame, embeddings: np.ndarray, model: str, pairs: Pairs, phash_threshold: int = 8
 ) -> ModelEvaluation:
     """Identification and verification of one model's embeddings of ``frame`` (already prepared)."""
+    ident = identify(embeddings, frame["identity_id"].to_numpy(), phashes=_phashes(frame),
+                     phash_threshold=phash_threshold)
+    return ModelEvaluation(model=model, identification=ident, verification=verify(embeddings, pairs))
+
+
+def _phashes(frame: pd.DataFrame) -> list | None:
     phashes = frame["phash"].tolist() if "phash" in frame else None
     if phashes is not None and any(v is None or (isinstance(v, float) and math.isnan(v)) for v in phashes):
         phashes = None  # a partial hash column cannot exclude duplicates reliably; fall back to excluding self
-    ident = identify(embeddings, frame["identity_id"].to_numpy(), phashes=phashes, phash_threshold=phash_threshold)
-    return ModelEvaluation(model=model, identification=ident, verification=verify(embeddings, pairs))
+    return phashes
 
 
 def score_embeddings(frame: pd.DataFrame, embeddings: np.ndarray, seed: int = 0,
@@ -218,6 +223,11 @@ def evaluate(
                                "mcnemar_vs_baseline": mcnemar(candidate.identification.hits(1),
                                                               baseline.identification.hits(1))}
     report.update(_variant_sections(evaluations, embedders, refs, intervals))
+    for entry in report.get("variants", []):  # the finder's photo alone against listings that carry text
+        name = f"variant:{entry['name']}"
+        if entry["modality"] == "fused":
+            entry["photo_only_query"] = _photo_only_query(frame, embedders[name], embed_frame(
+                frame, embedders[name], cache_dir, batch_size=batch_size), evaluations, phash_threshold)
     if hard_negatives:
         report["hard_negatives"] = score_hard_negatives(hard_negatives, listing_photos, embedders, cache_dir,
                                                         batch_size)
@@ -230,6 +240,20 @@ def evaluate(
 def modality(embedder: Any) -> str:
     """``image``, ``text`` or ``fused``: what an embedder reads (``training.embedder.Embedder.modality``)."""
     return str(getattr(embedder, "modality", "image"))
+
+
+def _photo_only_query(frame: pd.DataFrame, embedder: PhotoEmbedder, gallery: np.ndarray,
+                      evaluations: dict[str, ModelEvaluation], phash_threshold: int) -> dict[str, Any]:
+    """Identification of a fused model whose queries carry no text (the gallery keeps its listing text), with
+    McNemar against the image-only trained model on the same queries."""
+    queries = embed_frame(frame.assign(text=None), embedder, None)
+    ident = identify(gallery, frame["identity_id"].to_numpy(), phashes=_phashes(frame),
+                     phash_threshold=phash_threshold, query_embeddings=queries)
+    image = evaluations["candidate" if "candidate" in evaluations else "model"].identification
+    out = {"top1": ident.top1, "top5": ident.top5, "map": ident.map, "n_queries": ident.n_queries}
+    if np.array_equal(ident.query_index, image.query_index):
+        out["mcnemar_vs_image"] = mcnemar(ident.hits(1), image.hits(1))
+    return out
 
 
 def _variant_sections(evaluations: dict[str, ModelEvaluation], embedders: dict[str, PhotoEmbedder],

@@ -70,9 +70,15 @@ def identify(
     phashes: np.ndarray | list | None = None,
     phash_threshold: int = 8,
     chunk: int = 1024,
+    query_embeddings: np.ndarray | None = None,
 ) -> IdentificationResult:
-    """Rank-k identification and mAP over L2-normalised ``embeddings`` with identity labels (see module doc)."""
+    """Rank-k identification and mAP over L2-normalised ``embeddings`` with identity labels (see module doc).
+    ``query_embeddings`` (same rows): embed each photo differently as a query than as a gallery item (e.g. a
+    finder's photo without the listing text the gallery photos carry); default the same."""
     embeddings = np.asarray(embeddings, dtype=np.float32)
+    queries = embeddings if query_embeddings is None else np.asarray(query_embeddings, dtype=np.float32)
+    if queries.shape != embeddings.shape:
+        raise ValueError(f"query embeddings {queries.shape} do not match gallery embeddings {embeddings.shape}")
     n = len(embeddings)
     if n != len(identities):
         raise ValueError(f"{n} embeddings but {len(identities)} identity labels")
@@ -84,7 +90,7 @@ def identify(
     kept, ranks, aps, wrong, wrong_score = [], [], [], [], []
     for lo in range(0, n, chunk):
         rows = np.arange(lo, min(n, lo + chunk))
-        scores = embeddings[rows] @ sorted_embeddings.T  # (chunk, N) in identity order
+        scores = queries[rows] @ sorted_embeddings.T  # (chunk, N) in identity order
         excluded = order[None, :] == rows[:, None]
         if hashes is not None:
             excluded |= near_duplicate_mask(hashes, rows, phash_threshold)[:, order]

@@ -126,7 +126,15 @@ def _mcnemar_line(report: dict[str, Any]) -> str:
         fm = fusion["mcnemar"]
         line += (f". Fusion: best fused ({fusion['fused']}) Top-1 {fusion['top1_fused']:.3f} vs image-only "
                  f"{fusion['top1_image']:.3f} ({fusion['top1_gain']:+.3f}); McNemar b={fm['b']}, c={fm['c']}, "
-                 f"p={fm['p_value']:.4g} ({fm['method']})")
+                 f"p={fm['p_value']:.4g} ({fm['method']}). Caveat: every photo of a listing carries the same "
+                 "listing text, so a text-reading model can match a listing's photos by their shared text; these "
+                 "numbers are an upper bound, not the gain for a finder who writes their own description")
+        for v in report.get("variants") or []:
+            photo_only = v.get("photo_only_query")
+            if photo_only:
+                mc = photo_only.get("mcnemar_vs_image") or {}
+                line += (f". {v['name']} with photo-only queries (the gallery keeps its text): Top-1 "
+                         f"{photo_only['top1']:.3f}" + (f", McNemar vs image-only p={mc['p_value']:.4g}" if mc else ""))
     return line
 
 

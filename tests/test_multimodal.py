@@ -216,6 +216,9 @@ def test_report_compares_image_text_and_fused_on_the_same_queries(trained: dict,
     assert 0 <= fusion["mcnemar"]["p_value"] <= 1
     # the quadruples look alike: the text decides, so reading it must help on these unseen animals
     assert variants["fused-gated"]["top1"] > report["top1"] and variants["fused-gated"]["map"] > report["map"]
+    photo_only = variants["fused-gated"]["photo_only_query"]  # the finder's photo alone, listings with text
+    assert photo_only["n_queries"] == report["n_queries"] and 0 <= photo_only["mcnemar_vs_image"]["p_value"] <= 1
+    assert "text" not in variants or "photo_only_query" not in variants["text"]  # a text model needs the text
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "fused fused-gated" in markdown and "Fusion: best fused (fused-gated)" in markdown
 
