@@ -222,11 +222,12 @@ class ObjectStore:
             return self.fs.cat_file(self._path(key))
 
     def put_file(self, local: str | os.PathLike[str], key: str) -> str:
-        """Upload a local file to ``key`` (atomic: an S3 PUT, or a rename on a folder); returns its URL."""
+        """Upload a local file to ``key`` (atomic: an S3 PUT, or a rename on a folder); returns its URL. On S3 the
+        file's sha256 travels with it as object metadata (``x-amz-meta-sha256``), which ``get_file`` checks."""
         target = self._path(key)
         with self._errors("write", key):
             if self.protocol == "s3":
-                self.fs.put_file(str(local), target)
+                self.fs.put_file(str(local), target, Metadata={"sha256": sha256_file(local)})
             else:
                 parent = Path(target).parent
                 parent.mkdir(parents=True, exist_ok=True)
@@ -240,16 +241,36 @@ class ObjectStore:
                     raise
         return self.url_for(key)
 
+    def recorded_sha256(self, key: str) -> str | None:
+        """The sha256 ``put_file`` recorded with the object (S3 metadata); None for a folder store or an object
+        written by something else."""
+        if self.protocol != "s3":
+            with self._errors("check", key):
+                if not self.fs.exists(self._path(key)):
+                    raise FileNotFoundError(key)
+            return None
+        with self._errors("read", key):
+            digest = self.fs.metadata(self._path(key), refresh=True).get("sha256")
+        return digest if isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest) else None
+
     def get_file(self, key: str, local: str | os.PathLike[str]) -> Path:
         """Download ``key`` to ``local`` through a temporary file beside it: a reader of ``local`` never sees a
-        partial download."""
+        partial download. When the object carries its sha256, a ``local`` file that already has it is kept (no
+        download), and a download that does not match it is refused with an ``IntegrityError``."""
         local = Path(local)
+        expected = self.recorded_sha256(key)
+        if expected is not None and local.is_file() and sha256_file(local) == expected:
+            return local
         local.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=".tmp-")
         os.close(fd)
         try:
             with self._errors("read", key):
                 self.fs.get_file(self._path(key), tmp)
+            if expected is not None and (digest := sha256_file(tmp)) != expected:
+                raise IntegrityError(f"{self.url_for(key)}: its content hashes to {digest[:16]}…, not the "
+                                     f"{expected[:16]}… recorded when it was written; the object was altered or "
+                                     "damaged in the store, refusing it")
             os.replace(tmp, local)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -30,6 +30,7 @@ from dagster import AssetKey, DagsterInstance, asset, materialize
 
 from petid.errors import UserError
 from petid.objectstore import IntegrityError, ObjectNotFoundError, ObjectStore, ObjectStoreError
+from petid.paths import sha256_file
 
 pytestmark = pytest.mark.timeout(120)  # a hung server fails the test instead of the whole run
 SERVER_START_S = 30
@@ -166,6 +167,26 @@ def test_a_table_lands_in_the_bucket_and_another_machine_reads_it_back(s3_server
     assert materialize([listings_table.to_source_asset(), photo_total],
                        resources=production_resources(home=str(second))).success
     assert pq.read_table(second / "tables" / "photo_total.parquet").to_pylist() == [{"photos": 1}]
+
+    # every object carries the sha256 it was written with: an unchanged table is not downloaded again...
+    mirror = second / "tables" / "listings_table.parquet"
+    recorded = store.recorded_sha256("tables/listings_table.parquet")
+    assert recorded == sha256_file(mirror)
+    before = mirror.stat().st_mtime_ns
+    assert materialize([listings_table.to_source_asset(), photo_total],
+                       resources=production_resources(home=str(second))).success
+    assert mirror.stat().st_mtime_ns == before
+    # ...and one altered in the bucket behind petid's back is refused by a machine that downloads it
+    _client(s3_server).put_object(Bucket=bucket, Key="petid/tables/listings_table.parquet", Body=body,
+                                  Metadata={"sha256": recorded})
+    third = tmp_path / "machine-c"
+    result = materialize([listings_table.to_source_asset(), photo_total],
+                         resources=production_resources(home=str(third)), raise_on_error=False)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    cause = failure.step_failure_data.error.cause
+    assert cause is not None and cause.cls_name == "IntegrityError" and "refusing it" in cause.message
+    assert not (third / "tables" / "listings_table.parquet").exists() and not list((third / "tables").glob(".tmp-*"))
 
 
 def _write(path: Path, table: pa.Table) -> Path:
