@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from petid.paths import sha256_file
 
 pytestmark = pytest.mark.timeout(120)  # a hung server fails the test instead of the whole run
 SERVER_START_S = 30
+SERVER_LIFETIME_S = 600
 SETUP_ACTIONS = 3  # create_user, create_access_key, put_user_policy: unauthenticated; everything after is checked
 AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL",
                  "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_PROFILE")
@@ -59,7 +61,9 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(SETUP_ACTIONS), "AWS_ACCESS_KEY_ID": "bootstrap-key",
            "AWS_SECRET_ACCESS_KEY": "bootstrap-secret"}
     with open(log, "wb") as out:
-        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        # coreutils' timeout bounds the server's life even if this test process is killed before its teardown
+        bound = ["timeout", str(SERVER_LIFETIME_S)] if shutil.which("timeout") else []
+        server = subprocess.Popen([*bound, sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                                   env=env, stdout=out, stderr=subprocess.STDOUT)
     endpoint = f"http://127.0.0.1:{port}"
     try:
