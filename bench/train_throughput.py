@@ -2,7 +2,9 @@
 
 Prints one JSON object. The loop should reach >= 90 % of the model-step rate (the loader never starves the model).
 Also measures the model step with bf16 autocast and without channels_last, to justify the defaults.
-Usage: uv run python bench/train_throughput.py [--steps 12] [--image-size 128] [--workers 1]
+``--modality fused`` measures a photo + text model (``--fusion``): the listing text is tokenised in the loader
+workers, so the loop/step ratio says whether text encoding starves the image loop.
+Usage: uv run python bench/train_throughput.py [--steps 12] [--image-size 128] [--workers 1] [--modality fused]
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ def main() -> None:
     parser.add_argument("--p", type=int, default=16)
     parser.add_argument("--k", type=int, default=2)
     parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument("--modality", choices=("image", "fused"), default="image")
+    parser.add_argument("--fusion", default="gated")
     args = parser.parse_args()
 
     import torch
@@ -32,22 +36,29 @@ def main() -> None:
 
     from petid_sample.identities import make_identity_set
     from training.config import TrainConfig
-    from training.data import ImageDataset, decode_all
+    from training.data import ImageDataset, ListingDataset, decode_all
     from training.losses import recipe_loss
-    from training.model import build_model
+    from training.model import build_trained_model
     from training.samplers import BalancedIdentitySampler
     from training.transforms import cache_size, data_config, train_transform
 
     config = TrainConfig.demo(p=args.p, k=args.k, image_size=args.image_size, num_workers=args.workers,
-                              cache_images=not args.no_cache)
+                              cache_images=not args.no_cache, modality=args.modality, fusion=args.fusion)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         frame = make_identity_set(tmp, n_identities=64, photos_per_identity=4, size=320, val_identities=0)
         labels = list(frame.identity_id)
-        model = build_model(config)
+        model = build_trained_model(config)
         dcfg = data_config(model.backbone, config.image_size)
         cache = decode_all(list(frame.path), cache_size(dcfg)) if config.cache_images else None
-        dataset = ImageDataset(list(frame.path), labels_codes(labels), train_transform(dcfg), cache)
+        if args.modality == "image":
+            dataset = ImageDataset(list(frame.path), labels_codes(labels), train_transform(dcfg), cache)
+        else:  # a listing-length description per animal (about 40 words), as the sample world writes
+            texts = [f"собака; порода: метис {i}; пол: самка. Рыжая собака {i % 7}, белые носочки, ошейник "
+                     f"{['синий', 'красный', 'нет'][i % 3]}, " + "глаза карие, хвост крючком, " * 6
+                     for i in labels_codes(labels)]
+            dataset = ListingDataset(list(frame.path), labels_codes(labels), train_transform(dcfg), texts,
+                                     model.tokenizer, cache, text_dropout=config.text_dropout)
         sampler = BalancedIdentitySampler(labels, config.p, config.k, seed=0, small_identities="replace")
         batch_size = config.p * config.k
 
@@ -66,9 +77,10 @@ def main() -> None:
             loss_fn = recipe_loss()
             optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-4)
 
-            def step(images, targets):
+            def step(images, *rest):
+                *text, targets = rest
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    out = net(images.to(memory_format=fmt))
+                    out = net(images.to(memory_format=fmt), *text)
                 loss = loss_fn(out.float(), targets)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -89,11 +101,11 @@ def main() -> None:
         for name, cl, bf16 in (("model_step_contiguous", False, False), ("model_step_channels_last", True, False),
                                ("model_step_bf16", False, True)):
             step = step_fn(cl, bf16)
-            for images, targets in batches[:3]:  # warm-up: oneDNN/autograd settle over the first steps
-                step(images, targets)
+            for batch in batches[:3]:  # warm-up: oneDNN/autograd settle over the first steps
+                step(*batch)
             tick = time.perf_counter()
-            for images, targets in batches:
-                step(images, targets)
+            for batch in batches:
+                step(*batch)
             results[name] = rate(len(batches), time.perf_counter() - tick)
 
         # the full loop: loader + step with the faster fp32 memory format measured above
@@ -109,6 +121,7 @@ def main() -> None:
         loop_rate = rate(args.steps, time.perf_counter() - tick)
 
     report = {
+        "modality": config.modality, "fusion": config.fusion if config.modality == "fused" else None,
         "backbone": config.backbone, "image_size": config.image_size, "batch": batch_size,
         "workers": config.num_workers, "cache_images": config.cache_images, "steps": args.steps,
         "torch_threads": torch.get_num_threads(),
