@@ -18,7 +18,7 @@ from training.registry import ModelRegistry, version_id
 
 FROZEN_FIELDS = ("backbone", "pretrained", "pooling", "image_size", "tta_flip")
 GATE_FILE = "gate.json"
-GATE_VERSION = 2  # bump when the decision rule changes: reused versions are then gated again
+GATE_VERSION = 3  # bump when the decision rule changes: reused versions are then gated again
 
 
 def frozen_version_id(config: TrainConfig) -> str:
@@ -101,7 +101,31 @@ def validate_gate(val: Any, model: Any, frozen: Any, margin: float, seed: int = 
     scores = {name: {k: float(e.metrics()[k]) for k in HEADLINE} for name, e in evaluations.items()}
     decision = gate_decision(scores["model"], scores["frozen"], margin, delta, int(frame["identity_id"].nunique()),
                              min_identities)
+    if getattr(model, "uses_text", False) and getattr(model, "modality", "") == "fused":
+        decision = _photo_only_rule(decision, frame, model, evaluations["frozen"])
     return {**decision, "version": GATE_VERSION}
+
+
+def _photo_only_rule(decision: dict[str, Any], frame: Any, model: Any, frozen: Any) -> dict[str, Any]:
+    """A fused model must also find the animal from a photo alone (queries without text, listings with it) at
+    least as often as the frozen backbone: the photos of one listing share its text, so validation with text on
+    both sides rewards matching the text, and a model that learned only that would fail every finder who has
+    just a photo."""
+    from evaluation.identification import identify
+
+    paths = list(frame["path"])
+    from training.embedder import frame_texts
+
+    gallery = model.embed(paths, texts=frame_texts(frame))
+    ident = identify(gallery, frame["identity_id"].to_numpy(), query_embeddings=model.embed(paths))
+    floor = frozen.identification.top1
+    decision = {**decision, "photo_only_top1": ident.top1, "photo_only_floor": floor}
+    if decision["promoted"] and ident.top1 < floor:
+        decision["promoted"] = False
+        decision["reason"] = (f"finds the animal from a photo alone (no query text) less often than the frozen "
+                              f"backbone (Top-1 {ident.top1:.3f} vs {floor:.3f}), whatever the shared listing text "
+                              "adds: the frozen backbone stays in production")
+    return decision
 
 
 def is_current(gate: Mapping[str, Any] | None, margin: float, min_identities: int) -> bool:
