@@ -17,7 +17,7 @@ from dagster import (
 from pydantic import Field
 
 from assets._metadata import preview
-from dagster_project.resources import StorageResource
+from dagster_project.resources import MatchingResource, StorageResource
 
 
 class SplitConfig(Config):
@@ -33,18 +33,20 @@ OWNERS = ["team:petid-data"]
 @asset(group_name="dataset", kinds={"parquet"}, code_version="2", owners=OWNERS)
 def image_manifest(
     context: AssetExecutionContext, config: SplitConfig, deduplicated_images: pa.Table, animal_crops: pa.Table,
-    match_decisions: pa.Table,
+    match_decisions: pa.Table, matching: MatchingResource,
 ) -> MaterializeResult:
     """One row per curated image: identity, source, species, paths, size, hashes, detector box/crop and split
     (``excluded`` for identities with fewer than ``min_photos`` photos, which stay in the manifest). Listings a
-    reviewer confirmed as the same animal share one identity (the listing's own id kept in ``merged_from``)."""
-    from curation.decisions import identity_merges
+    reviewer confirmed as the same animal share one identity (the listing's own id kept in ``merged_from``); the
+    two listings of a known lost/found pair keep their ids but share a split."""
+    from curation.decisions import connected_components, identity_merges
     from curation.identity_stats import split_counts
     from curation.manifest import build_image_manifest
 
     merges = identity_merges(match_decisions)
+    groups = connected_components(matching.known_pairs())
     manifest = build_image_manifest(deduplicated_images, animal_crops, min_photos=config.min_photos, seed=config.seed,
-                                    merges=merges)
+                                    merges=merges, split_groups=groups)
     splits = split_counts(manifest)
     return MaterializeResult(
         value=manifest,
@@ -52,6 +54,7 @@ def image_manifest(
             "images": manifest.num_rows,
             "identities": len(pc.unique(manifest.column("identity_id"))),
             "listings_merged_by_review": sum(1 for k, v in merges.items() if k != v),
+            "listings_split_with_their_pair": len(groups),
             "images_per_split": preview(splits, splits.column_names),
             "preview": preview(manifest, ["image_id", "identity_id", "source", "species", "split", "width", "height"]),
         },

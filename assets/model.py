@@ -27,7 +27,7 @@ from pydantic import Field
 
 from assets._images import plot
 from assets._metadata import markdown_table, metric, records_table
-from dagster_project.resources import ModelRegistryResource, StorageResource, TrainingResource
+from dagster_project.resources import MatchingResource, ModelRegistryResource, StorageResource, TrainingResource
 
 OWNERS = ["team:petid-ml"]
 
@@ -234,12 +234,14 @@ def evaluation_report(
     match_decisions: pa.Table,
     storage: StorageResource,
     registry: ModelRegistryResource,
+    matching: MatchingResource,
 ) -> MaterializeResult:
     """Identification (Top-1/5/10, mAP) and verification (ROC AUC, EER) with 95 % intervals on test animals never
     seen in training, for the production model beside the frozen backbone (and the trained candidate when the gate
     kept it out), with a McNemar test, and the listing pairs reviewers rejected as hard negatives; the text-only
     and fused ``listing_models`` are measured on the same queries and pairs, with McNemar between the best fused
-    model and the image-only one. Report JSON, Markdown/HTML, plots and the verification pairs under
+    model and the image-only one — also across the two listings of each known lost/found pair among the test
+    animals, where no listing text is shared. Report JSON, Markdown/HTML, plots and the verification pairs under
     ``reports/<trained version>``; the plots are shown here, the report itself is linked."""
     from curation.decisions import hard_negatives
     from curation.frames import by_listing, model_frame
@@ -255,12 +257,13 @@ def evaluation_report(
     report = evaluate(test, production, registry.path, out_dir, storage.layout.cache / "embeddings",
                       baseline_ref=baseline, candidate_ref=lineage["trained_version"], hard_negatives=negatives,
                       listing_photos=by_listing(model_frame(image_manifest)) if negatives else None,
-                      variants=variants)
+                      variants=variants, known_pairs=matching.known_pairs())
     entries = [("production " + production, report), ("frozen backbone", report.get("baseline") or {})]
     if report.get("candidate"):
         entries.append(("candidate " + lineage["trained_version"], report["candidate"]))
     entries += [(f"{v['name']} {v['model']}", v) for v in report.get("variants") or []]
     fusion = report.get("fusion_vs_image") or {}
+    cross = report.get("cross_listing") or {}
     rows = [{"model": name, **{k: metric(source.get(k)) for k in HEADLINE},
              "top1 95% CI": _interval_text((source.get("intervals") or {}).get("top1")),
              "eer 95% CI": _interval_text((source.get("intervals") or {}).get("eer"))} for name, source in entries]
@@ -276,6 +279,10 @@ def evaluation_report(
             "mcnemar_p": metric(float((report.get("mcnemar") or {}).get("p_value", 1.0))),
             **({"fused_top1_gain": metric(fusion["top1_gain"]),
                 "fused_vs_image_mcnemar_p": metric(float(fusion["mcnemar"]["p_value"]))} if fusion else {}),
+            **({"cross_listing_queries": int(cross["n_queries"]),
+                "cross_listing_fused_top1_gain": metric(cross["fusion_vs_image"]["top1_gain"]),
+                "cross_listing_mcnemar_p": metric(float(cross["fusion_vs_image"]["mcnemar"]["p_value"]))}
+               if cross.get("fusion_vs_image") else {}),
             "hard_negatives": len(report.get("hard_negatives") or []),
             "headline": records_table(rows),
             "report": MetadataValue.path(str(out_dir / "report.html")),

@@ -100,9 +100,9 @@ def _pairs(decisions: pa.Table, verdict: str) -> list[tuple[str, str]]:
     return [(r["listing_a"], r["listing_b"]) for r in rows if r["decision"] == verdict]
 
 
-def identity_merges(decisions: pa.Table) -> dict[str, str]:
-    """``identity → canonical identity`` for every listing in a ``same`` pair (connected components; the smallest
-    id names the component, and maps to itself). Listings in no ``same`` pair are absent."""
+def connected_components(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """``id → canonical id`` for every id in ``pairs`` (union-find; the smallest id names its component and maps
+    to itself). Ids in no pair are absent."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -111,11 +111,17 @@ def identity_merges(decisions: pa.Table) -> dict[str, str]:
             x = parent[x]
         return x
 
-    for a, b in _pairs(decisions, "same"):
+    for a, b in pairs:
         ra, rb = find(a), find(b)
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
     return {x: find(x) for x in list(parent)}
+
+
+def identity_merges(decisions: pa.Table) -> dict[str, str]:
+    """``identity → canonical identity`` for every listing in a ``same`` pair (``connected_components``).
+    Listings in no ``same`` pair are absent."""
+    return connected_components(_pairs(decisions, "same"))
 
 
 def hard_negatives(decisions: pa.Table) -> list[tuple[str, str]]:

@@ -136,13 +136,16 @@ def build_image_manifest(
     seed: int = 0,
     ratios: tuple[float, float, float] = DEFAULT_RATIOS,
     merges: Mapping[str, str] | None = None,
+    split_groups: Mapping[str, str] | None = None,
 ) -> pa.Table:
     """The image manifest: deduplicated ``images`` joined with detector ``crops`` on ``image_id`` (rows without
     a crop row get ``crop_status`` ``disabled``), plus each identity's split (identity-disjoint, stratified by
     source and species, stable as data grows). Identities with fewer than ``min_photos`` images get split
     ``excluded`` and stay in the manifest. ``merges`` (``curation.decisions.identity_merges`` of the reviewers'
-    ``same`` pairs) rewrites identities before the split, so both listings of one animal share it. Validated
-    against ``IMAGE_MANIFEST_SCHEMA``."""
+    ``same`` pairs) rewrites identities before the split, so both listings of one animal share it.
+    ``split_groups`` (identity → group, e.g. known lost/found pairs) keeps identities in one split without merging
+    them: the same animal is never trained on under one listing and tested under another. Validated against
+    ``IMAGE_MANIFEST_SCHEMA``."""
     missing = [c for c in REQUIRED_IMAGE_COLUMNS if c not in images.column_names]
     if missing:
         raise ManifestSchemaError(f"images table lacks required column(s) {missing}")
@@ -163,13 +166,15 @@ def build_image_manifest(
         table = table.set_column(table.column_names.index("crop_status"), "crop_status", status)
     else:
         table = table.append_column("crop_status", pa.array(["disabled"] * table.num_rows, pa.string()))
-    table = table.append_column("split", pa.array(_splits_per_row(table, min_photos, seed, ratios), pa.string()))
+    table = table.append_column("split", pa.array(_splits_per_row(table, min_photos, seed, ratios, split_groups),
+                                                  pa.string()))
     manifest = conform(table, IMAGE_MANIFEST_SCHEMA)
     validate_manifest(manifest, IMAGE_MANIFEST_SCHEMA)
     return manifest
 
 
-def _splits_per_row(table: pa.Table, min_photos: int, seed: int, ratios: tuple[float, float, float]) -> list[str]:
+def _splits_per_row(table: pa.Table, min_photos: int, seed: int, ratios: tuple[float, float, float],
+                    groups: Mapping[str, str] | None = None) -> list[str]:
     ids = table.column("identity_id").to_pylist()
     sources = table.column("source").to_pylist()
     species = table.column("species").to_pylist() if "species" in table.column_names else [None] * len(ids)
@@ -180,7 +185,8 @@ def _splits_per_row(table: pa.Table, min_photos: int, seed: int, ratios: tuple[f
         strata.setdefault(identity_id, (source, sp))
     unique = list(counts)
     splits = assign_splits(
-        unique, strata=[strata[i] for i in unique], ratios=ratios, seed=seed, n_photos=counts, min_photos=min_photos
+        unique, strata=[strata[i] for i in unique], ratios=ratios, seed=seed, n_photos=counts, min_photos=min_photos,
+        groups=groups,
     )
     return [splits[i] for i in ids]
 

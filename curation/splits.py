@@ -53,13 +53,16 @@ def assign_splits(
     seed: int = 0,
     n_photos: Sequence[int] | Mapping[str, int] | None = None,
     min_photos: int = 2,
+    groups: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """``{identity_id: "train"|"val"|"test"|"excluded"}``.
 
     ``strata``: one key per identity (e.g. ``(source, species)``); ``ratios`` may be one (train, val, test)
     triple or a mapping from stratum to triple (strata absent from it use ``DEFAULT_RATIOS``).
     ``n_photos``: photos per identity (parallel sequence or mapping); identities below ``min_photos`` are
-    ``excluded``. Without ``n_photos`` nobody is excluded.
+    ``excluded``. Without ``n_photos`` nobody is excluded. ``groups`` (identity → group key, e.g. the two
+    listings of one animal): a group's identities draw their split from the group key, so they land together;
+    identities in no group keep their own draw.
     """
     ids = list(identity_ids)
     if len(set(ids)) != len(ids):
@@ -85,5 +88,6 @@ def assign_splits(
             result[identity_id] = EXCLUDED
             continue
         stratum_ratios = per_stratum.get(strata[i], default) if strata is not None else default
-        result[identity_id] = split_for(unit_hash(identity_id, seed), stratum_ratios)
+        key = (groups or {}).get(identity_id, identity_id)
+        result[identity_id] = split_for(unit_hash(key, seed), stratum_ratios)
     return result

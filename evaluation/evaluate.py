@@ -144,6 +144,7 @@ def evaluate(
     hard_negatives: Sequence[tuple[str, str]] = (),
     listing_photos: pd.DataFrame | None = None,
     variants: Mapping[str, str] | None = None,
+    known_pairs: Sequence[tuple[str, str]] = (),
 ) -> dict:
     """Evaluate ``model_ref`` and ``baseline_ref`` on ``frame``; write report.json/.md/.html, plots and the
     verification pairs (``pairs.csv``, with every model's score) to ``out_dir``.
@@ -158,7 +159,10 @@ def evaluate(
     report: how high each model still scores them. ``variants`` (label → model ref): more models measured on the
     same queries and pairs, e.g. text-only and fused ones — ``variants`` in the report, each with intervals and
     McNemar against the baseline, and ``fusion_vs_image``: McNemar between the best fused variant and the
-    image-only trained model (the candidate, else the model).
+    image-only trained model (the candidate, else the model). ``known_pairs``: (lost, found) listings known to
+    be one animal; where both are in ``frame``, ``cross_listing`` measures every model with the animal as the
+    identity and a query's own listing left out of its gallery (a finder's photo and description against the
+    owner's listing, never the listing's own shared text), with McNemar between the best fused and image-only.
     """
     from evaluation.intervals import bootstrap_intervals
     from evaluation.report import write_report
@@ -175,11 +179,13 @@ def evaluate(
         refs[f"variant:{label}"] = ref
     embedders: dict[str, PhotoEmbedder] = {}
     evaluations: dict[str, ModelEvaluation] = {}
+    vectors: dict[str, np.ndarray] = {}
     for name, ref in refs.items():
         same = next((embedders[n] for n, r in refs.items() if n in embedders and r == ref), None)
         embedders[name] = same or factory(ref, registry_root)
-        vectors = embed_frame(frame, embedders[name], cache_dir, batch_size=batch_size)
-        evaluations[name] = evaluate_embeddings(frame, vectors, embedders[name].model_id, pairs, phash_threshold)
+        vectors[name] = embed_frame(frame, embedders[name], cache_dir, batch_size=batch_size)
+        evaluations[name] = evaluate_embeddings(frame, vectors[name], embedders[name].model_id, pairs,
+                                                phash_threshold)
     model, baseline = evaluations["model"], evaluations["baseline"]
     ident = model.identification
     if any(not np.array_equal(ident.query_index, e.identification.query_index) for e in evaluations.values()):
@@ -226,8 +232,11 @@ def evaluate(
     for entry in report.get("variants", []):  # the finder's photo alone against listings that carry text
         name = f"variant:{entry['name']}"
         if entry["modality"] == "fused":
-            entry["photo_only_query"] = _photo_only_query(frame, embedders[name], embed_frame(
-                frame, embedders[name], cache_dir, batch_size=batch_size), evaluations, phash_threshold)
+            entry["photo_only_query"] = _photo_only_query(frame, embedders[name], vectors[name], evaluations,
+                                                          phash_threshold)
+    cross = cross_listing(frame, known_pairs, vectors, embedders, phash_threshold)
+    if cross:
+        report["cross_listing"] = cross
     if hard_negatives:
         report["hard_negatives"] = score_hard_negatives(hard_negatives, listing_photos, embedders, cache_dir,
                                                         batch_size)
@@ -242,6 +251,43 @@ def modality(embedder: Any) -> str:
     return str(getattr(embedder, "modality", "image"))
 
 
+def _image_reference(evaluations: Mapping[str, Any]) -> str:
+    """The image-only trained model of an evaluation: the candidate when the gate kept it out, else the model."""
+    return "candidate" if "candidate" in evaluations else "model"
+
+
+def cross_listing(frame: pd.DataFrame, known_pairs: Sequence[tuple[str, str]], vectors: Mapping[str, np.ndarray],
+                  embedders: Mapping[str, PhotoEmbedder], phash_threshold: int = 8) -> dict[str, Any] | None:
+    """Identification across listings of one animal (see ``evaluate``); None without a known pair in ``frame``."""
+    from curation.decisions import connected_components
+
+    listings = frame["identity_id"].astype(str).to_numpy()
+    present = set(listings)
+    pairs = [(a, b) for a, b in known_pairs if a in present and b in present and a != b]
+    if not pairs:
+        return None
+    animal_of = connected_components(pairs)
+    animals = np.array([animal_of.get(x, x) for x in listings], dtype=object)
+    models: dict[str, Any] = {}
+    results: dict[str, IdentificationResult] = {}
+    for name, matrix in vectors.items():
+        results[name] = identify(matrix, animals, phashes=_phashes(frame), phash_threshold=phash_threshold,
+                                 exclude_groups=listings)
+        ident = results[name]
+        models[name.partition(":")[2] or name] = {
+            "model": embedders[name].model_id, "modality": modality(embedders[name]), "top1": ident.top1,
+            "top5": ident.top5, "map": ident.map, "n_queries": ident.n_queries}
+    out: dict[str, Any] = {"n_pairs": len(pairs), "n_queries": results["model"].n_queries, "models": models}
+    fused = [n for n in vectors if modality(embedders[n]) == "fused"]
+    image = _image_reference(vectors)
+    if fused and modality(embedders[image]) == "image" and results[image].n_queries:
+        best = max(fused, key=lambda n: (results[n].top1, results[n].map))
+        a, b = results[best], results[image]
+        out["fusion_vs_image"] = {"fused": best.partition(":")[2], "top1_fused": a.top1, "top1_image": b.top1,
+                                  "top1_gain": a.top1 - b.top1, "mcnemar": mcnemar(a.hits(1), b.hits(1))}
+    return out
+
+
 def _photo_only_query(frame: pd.DataFrame, embedder: PhotoEmbedder, gallery: np.ndarray,
                       evaluations: dict[str, ModelEvaluation], phash_threshold: int) -> dict[str, Any]:
     """Identification of a fused model whose queries carry no text (the gallery keeps its listing text), with
@@ -249,7 +295,7 @@ def _photo_only_query(frame: pd.DataFrame, embedder: PhotoEmbedder, gallery: np.
     queries = embed_frame(frame.assign(text=None), embedder, None)
     ident = identify(gallery, frame["identity_id"].to_numpy(), phashes=_phashes(frame),
                      phash_threshold=phash_threshold, query_embeddings=queries)
-    image = evaluations["candidate" if "candidate" in evaluations else "model"].identification
+    image = evaluations[_image_reference(evaluations)].identification
     out = {"top1": ident.top1, "top5": ident.top5, "map": ident.map, "n_queries": ident.n_queries}
     if np.array_equal(ident.query_index, image.query_index):
         out["mcnemar_vs_image"] = mcnemar(ident.hits(1), image.hits(1))
@@ -268,7 +314,7 @@ def _variant_sections(evaluations: dict[str, ModelEvaluation], embedders: dict[s
                  "mcnemar_vs_baseline": mcnemar(evaluations[n].identification.hits(1), baseline)} for n in names]
     out: dict[str, Any] = {"variants": variants}
     fused = [n for n in names if modality(embedders[n]) == "fused"]
-    image = "candidate" if "candidate" in evaluations else "model"
+    image = _image_reference(evaluations)
     if fused and modality(embedders[image]) == "image":
         best = max(fused, key=lambda n: (evaluations[n].identification.top1, evaluations[n].identification.map))
         a, b = evaluations[best].identification, evaluations[image].identification

@@ -71,10 +71,13 @@ def identify(
     phash_threshold: int = 8,
     chunk: int = 1024,
     query_embeddings: np.ndarray | None = None,
+    exclude_groups: np.ndarray | list | None = None,
 ) -> IdentificationResult:
     """Rank-k identification and mAP over L2-normalised ``embeddings`` with identity labels (see module doc).
     ``query_embeddings`` (same rows): embed each photo differently as a query than as a gallery item (e.g. a
-    finder's photo without the listing text the gallery photos carry); default the same."""
+    finder's photo without the listing text the gallery photos carry); default the same. ``exclude_groups`` (one
+    label per row): a query never sees gallery photos of its own group, e.g. its own listing when identities are
+    animals with several listings; a query whose animal has no photo outside its group is skipped."""
     embeddings = np.asarray(embeddings, dtype=np.float32)
     queries = embeddings if query_embeddings is None else np.asarray(query_embeddings, dtype=np.float32)
     if queries.shape != embeddings.shape:
@@ -84,6 +87,8 @@ def identify(
         raise ValueError(f"{n} embeddings but {len(identities)} identity labels")
     labels, codes = np.unique(np.asarray(identities, dtype=object).astype(str), return_inverse=True)
     hashes = _phash_ints(phashes, n)
+    groups = None if exclude_groups is None else np.unique(np.asarray(exclude_groups, dtype=object).astype(str),
+                                                           return_inverse=True)[1]
     order = np.argsort(codes, kind="stable")  # gallery sorted by identity → per-identity max via reduceat
     starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0])
     sorted_embeddings = embeddings[order]
@@ -92,6 +97,8 @@ def identify(
         rows = np.arange(lo, min(n, lo + chunk))
         scores = queries[rows] @ sorted_embeddings.T  # (chunk, N) in identity order
         excluded = order[None, :] == rows[:, None]
+        if groups is not None:
+            excluded |= groups[order][None, :] == groups[rows][:, None]
         if hashes is not None:
             excluded |= near_duplicate_mask(hashes, rows, phash_threshold)[:, order]
         scores[excluded] = -np.inf

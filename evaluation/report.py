@@ -129,6 +129,16 @@ def _mcnemar_line(report: dict[str, Any]) -> str:
                  f"p={fm['p_value']:.4g} ({fm['method']}). Caveat: every photo of a listing carries the same "
                  "listing text, so a text-reading model can match a listing's photos by their shared text; these "
                  "numbers are an upper bound, not the gain for a finder who writes their own description")
+        cross = report.get("cross_listing") or {}
+        cf = cross.get("fusion_vs_image")
+        if cf:
+            line += (f". Across listings of one animal ({cross['n_pairs']} known lost/found pairs, {cross['n_queries']} "
+                     f"queries; a query's own listing left out, so no text is shared): best fused ({cf['fused']}) "
+                     f"Top-1 {cf['top1_fused']:.3f} vs image-only {cf['top1_image']:.3f} ({cf['top1_gain']:+.3f}), "
+                     f"McNemar p={cf['mcnemar']['p_value']:.4g}")
+        elif report.get("variants"):
+            line += (". No known lost/found pair has both listings among these test animals, so the gain for a "
+                     "finder's own description is not measured here")
         for v in report.get("variants") or []:
             photo_only = v.get("photo_only_query")
             if photo_only:

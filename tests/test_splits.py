@@ -61,3 +61,14 @@ def test_per_stratum_ratios_and_bad_arguments() -> None:
         assign_splits(["a", "a"])
     with pytest.raises(SplitError, match="strata"):
         assign_splits(ids, strata=["a"])
+
+
+def test_grouped_identities_share_a_split_and_the_others_keep_theirs() -> None:
+    ids = [f"listing-{i}" for i in range(400)]
+    alone = assign_splits(ids, seed=3)
+    groups = {f"listing-{i}": f"listing-{i - 1}" for i in range(1, 400, 2)} | {f"listing-{i}": f"listing-{i}"
+                                                                                 for i in range(0, 400, 2)}
+    grouped = assign_splits(ids, seed=3, groups=groups)
+    assert all(grouped[f"listing-{i}"] == grouped[f"listing-{i - 1}"] for i in range(1, 400, 2))
+    assert all(grouped[f"listing-{i}"] == alone[f"listing-{i}"] for i in range(0, 400, 2))  # the group key's draw
+    assert sum(grouped[f"listing-{i}"] != alone[f"listing-{i}"] for i in range(1, 400, 2)) > 0
