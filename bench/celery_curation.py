@@ -2,13 +2,15 @@
 and 4 real ``dagster-celery`` worker processes, beside the in-process executor running the same job and the
 unsharded ``process_images`` (the ``images`` asset's own process pool) as peers.
 
-    uv run python bench/celery_curation.py [--photos 400] [--side 640] [--shards 16] [--workers 1,2,4]
+    uv run python bench/celery_curation.py [--photos 400] [--side 640] [--shards 16] [--workers 1,2,4] [--repeat 1]
 
 Every configuration starts from empty records (its own storage root) over the same photos (photo-like synthetic
 images, ½ content-addressed pet911-style captures, ½ plain file names), runs the job with ``dagster job execute``
 against a throwaway SQLite instance shared with the workers, and reads the step timings back from the event log.
-Prints one JSON object: photos/s end to end (the run's wall time, from the run's start to its end) and over the
-shard phase (first shard start to last shard end), the steps per Celery worker, and the machine's CPU count.
+Prints one JSON object: photos/s end to end (the run's wall time, from the run's start to its end), over the
+shard phase (first shard start to last shard end) and inside the shard steps (photos over the summed step times:
+one task slot's rate, without the task hand-off and each worker's first load of the code), the shard steps each
+Celery worker ran, and the machine's CPU count.
 
 The harness (``Redis``, ``Workers``, ``write_corpus``, ``execute``, ``run_report``) is also what
 ``tests/test_celery_executor.py`` drives.
@@ -292,6 +294,7 @@ def deployment(root: Path, executor: str, broker: str | None) -> Iterator[tuple[
 
 def _measure(root: Path, rows: list[dict[str, Any]], executor: str, broker: str | None, workers: int,
              shards: int) -> dict[str, Any]:
+    load = os.getloadavg()[0]
     with deployment(root, executor, broker) as (env, dagster_home, petid_home):
         write_catalogue(petid_home, rows)
         names = [f"w{i + 1}" for i in range(workers)] if executor == "celery" else []
@@ -303,8 +306,10 @@ def _measure(root: Path, rows: list[dict[str, Any]], executor: str, broker: str 
             raise RuntimeError(f"{executor} x{workers}: dagster job execute failed: {done.stderr[-2000:]}")
         report = run_report(dagster_home)
     per_worker: dict[str, int] = {}
+    busy = 0.0  # seconds inside shard steps (STEP_START to STEP_SUCCESS: the job loaded, resources up)
     for key, step in report["steps"].items():
         if key.startswith("curate_shard["):
+            busy += step["ends"][-1] - step["starts"][-1]
             for worker in step["workers"][-1:]:
                 per_worker[worker] = per_worker.get(worker, 0) + 1
     photos = len(rows)
@@ -313,19 +318,36 @@ def _measure(root: Path, rows: list[dict[str, Any]], executor: str, broker: str 
             "shard_phase_s": round(report["shard_phase_s"], 2),
             "photos_per_s_run": round(photos / report["wall_s"], 1),
             "photos_per_s_shards": round(photos / report["shard_phase_s"], 1),
-            "shard_steps_per_worker": per_worker}
+            "photos_per_s_in_steps": round(photos / busy, 1),  # one task slot's rate inside its steps
+            "shard_steps_per_worker": per_worker, "loadavg_1min_before": round(load, 2)}
 
 
 def _unsharded(root: Path, rows: list[dict[str, Any]], workers: int) -> dict[str, Any]:
+    """``process_images`` over the whole catalogue with its own process pool (the ``images`` asset's path), in a
+    fresh interpreter: this one has threads by now (Celery's control client, the instance), and a pool forked
+    from it can deadlock on a lock one of them held."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "rows.json").write_text(json.dumps(rows))
+    done = subprocess.run([sys.executable, __file__, "--peer", str(root), "--peer-workers", str(workers)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"unsharded peer failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout)
+
+
+def _peer(root: Path, workers: int) -> dict[str, Any]:
     from curation.images import process_images
     from petid.records import catalogue_table
 
+    rows = json.loads((root / "rows.json").read_text())
     catalogue = catalogue_table(rows)
+    load = os.getloadavg()[0]
     start = time.perf_counter()
     process_images(catalogue, root / "images", workers=workers)
     elapsed = time.perf_counter() - start
     return {"executor": "none (process_images, the images asset's pool)", "workers": workers,
-            "seconds": round(elapsed, 2), "photos_per_s": round(len(rows) / elapsed, 1)}
+            "seconds": round(elapsed, 2), "photos_per_s": round(len(rows) / elapsed, 1),
+            "loadavg_1min_before": round(load, 2)}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -334,19 +356,47 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--side", type=int, default=640, help="long side of the photos, px")
     parser.add_argument("--shards", type=int, default=16)
     parser.add_argument("--workers", default="1,2,4", help="Celery worker counts (one task slot each)")
+    parser.add_argument("--repeat", type=int, default=1, help="passes over every configuration (interleaved)")
+    parser.add_argument("--peer", type=Path, help=argparse.SUPPRESS)  # internal: the unsharded peer's process
+    parser.add_argument("--peer-workers", type=int, default=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.peer:
+        print(json.dumps(_peer(args.peer, args.peer_workers)))
+        return
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a terminated bench still stops its servers
     counts = [int(n) for n in args.workers.split(",")]
     with tempfile.TemporaryDirectory(prefix="petid-celery-bench-") as tmp:
         tmp = Path(tmp)
         rows = write_corpus(tmp / "photos", args.photos, args.side)
-        results = {"photos": args.photos, "side_px": args.side, "shards": args.shards, "cpus": os.cpu_count(),
-                   "runs": []}
-        results["runs"].append(_unsharded(tmp / "unsharded", rows, workers=min(2, os.cpu_count() or 1)))
-        results["runs"].append(_measure(tmp / "in_process", rows, "in_process", None, 1, args.shards))
-        with Redis(tmp / "redis") as redis:
-            for n in counts:
-                results["runs"].append(_measure(tmp / f"celery-{n}", rows, "celery", redis.url, n, args.shards))
+        results: dict[str, Any] = {"photos": args.photos, "side_px": args.side, "shards": args.shards,
+                                   "cpus": os.cpu_count(), "runs": []}
+        with Redis(tmp / "redis", lifetime_s=3600) as redis:
+            for p in range(args.repeat):  # interleaved, so a burst of load elsewhere hits every configuration
+                results["runs"].append(_unsharded(tmp / f"unsharded-{p}", rows, workers=min(2, os.cpu_count() or 1)))
+                results["runs"].append(_measure(tmp / f"in_process-{p}", rows, "in_process", None, 1, args.shards))
+                for n in counts:
+                    results["runs"].append(_measure(tmp / f"celery-{n}-{p}", rows, "celery", redis.url, n,
+                                                    args.shards))
+        results["summary"] = _summary(results["runs"])
     print(json.dumps(results, indent=2))
+
+
+def _summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per configuration: the median and range of each photos/s figure over the passes."""
+    import statistics
+
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault((run["executor"], run["workers"]), []).append(run)
+    out = []
+    for (executor, workers), group in groups.items():
+        row: dict[str, Any] = {"executor": executor, "workers": workers, "passes": len(group)}
+        for key in ("photos_per_s", "photos_per_s_run", "photos_per_s_shards", "photos_per_s_in_steps"):
+            values = [r[key] for r in group if key in r]
+            if values:
+                row[key] = {"median": round(statistics.median(values), 1), "min": min(values), "max": max(values)}
+        out.append(row)
+    return out
 
 
 if __name__ == "__main__":
