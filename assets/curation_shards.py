@@ -32,12 +32,12 @@ from dagster import (
     Out,
     Output,
     OutputContext,
+    PythonObjectDagsterType,
     RetryPolicy,
     build_input_context,
     job,
     op,
 )
-from dagster._core.types.dagster_type import resolve_dagster_type
 from pydantic import Field
 
 from assets._metadata import records_table
@@ -47,6 +47,7 @@ from petid.paths import atomic_write_bytes, atomic_write_parquet
 from petid.records import CATALOGUE_SCHEMA
 
 CATALOGUE_ASSETS = ("pet911_photos", "telegram_posts", "external_datasets")  # what `images` concatenates
+ARROW_TABLE = PythonObjectDagsterType(pa.Table, name="ArrowTable")
 SHARD_IO = "curation_shards_io"
 SHARD_RETRIES = RetryPolicy(max_retries=2, delay=2, backoff=Backoff.EXPONENTIAL)
 
@@ -98,7 +99,7 @@ def _catalogue(context: OpExecutionContext) -> pa.Table:
     manager (local Parquet, or the object store's copy)."""
     tables = []
     for name in CATALOGUE_ASSETS:
-        loading = build_input_context(name=name, asset_key=AssetKey(name), dagster_type=resolve_dagster_type(pa.Table),
+        loading = build_input_context(name=name, asset_key=AssetKey(name), dagster_type=ARROW_TABLE,
                                       step_context=context.get_step_execution_context())
         tables.append(context.resources.io_manager.load_input(loading).cast(CATALOGUE_SCHEMA))
     return pa.concat_tables(tables)
