@@ -78,6 +78,41 @@ def _lineage(reid_model: pa.Table) -> dict:
     return reid_model.to_pylist()[0]
 
 
+def share_versions(registry: ModelRegistryResource, *versions: str | None) -> list[str]:
+    """Publish registered versions to the deployment's object store (``storage.object_store``), so evaluation,
+    search and matching on other machines use the same files; nothing without a store. Returns what was shared."""
+    from training.registry import ModelRegistry
+
+    store = registry.storage.objects()
+    if store is None:
+        return []
+    local = ModelRegistry(registry.path)
+    return [local.publish(v, store) for v in dict.fromkeys(v for v in versions if v)]
+
+
+def fetch_versions(registry: ModelRegistryResource, *versions: str | None) -> None:
+    """Make versions trained on another machine local (downloaded from the object store and verified); a no-op
+    without a store or when they are already here."""
+    from training.registry import ModelRegistry
+
+    store = registry.storage.objects()
+    if store is not None:
+        local = ModelRegistry(registry.path)
+        for version in dict.fromkeys(v for v in versions if v):
+            local.fetch(version, store)
+
+
+def _training_frame(dataset_splits: pa.Table, matching: MatchingResource):
+    """The ``train``/``val`` photos, the two listings of each known lost/found pair as one animal: a model is never
+    taught that two listings of one animal are different animals (the split already keeps them together)."""
+    from curation.decisions import apply_identity_merges, connected_components
+    from curation.frames import model_frame
+
+    merges = connected_components(matching.known_pairs())
+    table = apply_identity_merges(dataset_splits, merges) if merges else dataset_splits
+    return model_frame(table, splits=("train", "val"))
+
+
 VARIANTS_SCHEMA = pa.schema([
     ("variant", pa.string()), ("modality", pa.string()), ("fusion", pa.string()), ("trained_version", pa.string()),
     ("production_version", pa.string()), ("promoted", pa.bool_()), ("reused", pa.bool_()),
@@ -93,15 +128,15 @@ def reid_model(
     dataset_splits: pa.Table,
     registry: ModelRegistryResource,
     training: TrainingResource,
+    matching: MatchingResource,
 ) -> MaterializeResult:
     """The model lineage of this run: a versioned identity-embedding model trained on the ``train`` split (animal
     crops where the detector made them), the frozen backbone it started from, and which of the two the promotion
     gate put in ``production`` (the trained one only if it beats the frozen backbone on the ``val`` animals).
     Identical inputs reuse the registered version instead of training again."""
-    from curation.frames import model_frame
     from training.train import train_model
 
-    frame = model_frame(dataset_splits, splits=("train", "val"))
+    frame = _training_frame(dataset_splits, matching)
     n_train = int(frame.loc[frame["split"] == "train", "identity_id"].nunique())
     train_config = _train_config(config, training, n_train)
     child_metadata: dict = {}
@@ -115,6 +150,7 @@ def reid_model(
         result = train_model(frame, train_config, registry.path, force=config.force, log=context.log.info)
     gate = result.gate
     (context.log.info if result.promoted else context.log.warning)(f"promotion gate: {gate.get('reason')}")
+    shared = share_versions(registry, result.version_id, result.baseline_id)
     candidate, baseline = gate.get("candidate", {}), gate.get("baseline", {})
     row = {"trained_version": result.version_id, "baseline_version": result.baseline_id,
            "production_version": result.production_id, "promoted": result.promoted, "reused": result.reused,
@@ -138,6 +174,7 @@ def reid_model(
             "train_identities": n_train,
             "crops_used": int((frame["path"] != frame["photo_path"]).sum()),
             "device": str((result.metrics or {}).get("device", "cpu")),
+            "shared": ", ".join(shared) or "no object store",
             **child_metadata,
         },
     )
@@ -150,15 +187,15 @@ def listing_models(
     dataset_splits: pa.Table,
     registry: ModelRegistryResource,
     training: TrainingResource,
+    matching: MatchingResource,
 ) -> MaterializeResult:
     """The listing models that read text, one row each: the training resource's ``variants`` (text-only, and photo
     + text fused as the published study does), trained with the image model's recipe on the same splits and
     gated the same way against the frozen backbone, each under its own aliases (``production-fused-gated``...), so
     none of them moves the image model's ``production``. Empty when no variant is configured."""
-    from curation.frames import model_frame
     from training.train import parse_variant, replace_config, train_model, variant_name
 
-    frame = model_frame(dataset_splits, splits=("train", "val"))
+    frame = _training_frame(dataset_splits, matching)
     n_train = int(frame.loc[frame["split"] == "train", "identity_id"].nunique())
     base = _train_config(config, training, n_train)
     rows = []
@@ -175,10 +212,12 @@ def listing_models(
                      "val_top1": candidate.get("top1"), "val_map": candidate.get("map"),
                      "baseline_val_top1": baseline.get("top1"), "baseline_val_map": baseline.get("map")})
     table = pa.Table.from_pylist(rows, schema=VARIANTS_SCHEMA)
+    shared = share_versions(registry, *(r["trained_version"] for r in rows))
     return MaterializeResult(
         value=table,
         metadata={
             "variants": ", ".join(r["variant"] for r in rows) or "none",
+            "shared": ", ".join(shared) or "no object store",
             "validation": MetadataValue.md(markdown_table(
                 [{"variant": r["variant"], "version": r["trained_version"], "promoted": r["promoted"],
                   **{k: metric(r[k]) for k in ("val_top1", "val_map", "baseline_val_top1", "baseline_val_map")}}
@@ -254,10 +293,14 @@ def evaluation_report(
     out_dir = storage.layout.reports / lineage["trained_version"]
     negatives = hard_negatives(match_decisions)
     variants = {row["variant"]: row["trained_version"] for row in listing_models.to_pylist()}
+    fetch_versions(registry, production, baseline, lineage["trained_version"], *variants.values())
     report = evaluate(test, production, registry.path, out_dir, storage.layout.cache / "embeddings",
                       baseline_ref=baseline, candidate_ref=lineage["trained_version"], hard_negatives=negatives,
                       listing_photos=by_listing(model_frame(image_manifest)) if negatives else None,
                       variants=variants, known_pairs=matching.known_pairs())
+    store = storage.objects()
+    if store is not None:  # the report folder, for readers without this machine's disk
+        store.put_tree(out_dir, f"reports/{lineage['trained_version']}", overwrite=True)
     entries = [("production " + production, report), ("frozen backbone", report.get("baseline") or {})]
     if report.get("candidate"):
         entries.append(("candidate " + lineage["trained_version"], report["candidate"]))
@@ -315,6 +358,7 @@ def search_index(
     from scrapers.pet911.crawl import listing_places
 
     version = _lineage(reid_model)["production_version"]
+    fetch_versions(registry, version)
     frame = model_frame(image_manifest)
     out_dir = storage.layout.index / version
     info = build_index(frame, version, registry.path, out_dir, cache_dir=storage.layout.cache / "embeddings",

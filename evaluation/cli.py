@@ -1,4 +1,4 @@
-"""``petid embed | evaluate | compare | index build | search``: the same code the Dagster assets call.
+"""``petid embed | evaluate | ablate | compare | index build | search``: the same code the Dagster assets call.
 
 REF (``--model``) is ``baseline``, ``latest``, ``production``, a version id or a path, resolved in ``--registry``
 (default ``$PETID_HOME/models``). ``--dataset`` is ``manifest`` (the curated manifest; ``evaluate`` then uses its
@@ -12,6 +12,8 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+
+from training.config import PRESETS
 
 
 def _registry(args: argparse.Namespace) -> Path:
@@ -222,6 +224,40 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ablate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from curation.frames import load_dataset
+    from curation.splits import assign_splits
+    from evaluation.ablation import ablation_configs, ablation_markdown, check_ablation, run_ablation
+    from training.config import TrainConfig
+
+    check_ablation(_names(args.encoders), _names(args.fusion))
+    frame = load_dataset(args.dataset)
+    if "split" not in frame:  # an imported dataset: identity-disjoint train/val/test by the manifest's own rule
+        splits = assign_splits(sorted(frame["identity_id"].astype(str).unique()), seed=args.seed)
+        frame = frame.assign(split=frame["identity_id"].astype(str).map(splits))
+    n_train = int(frame.loc[frame["split"] == "train", "identity_id"].nunique())
+    base = (TrainConfig.from_yaml(args.config) if args.config
+            else TrainConfig.preset(args.preset, n_identities=n_train))
+    if args.epochs is not None:
+        base = TrainConfig.from_dict({**base.to_dict(), "epochs": args.epochs})
+    configs = ablation_configs(base, _names(args.encoders), _names(args.fusion), text_only=not args.no_text_only)
+    pairs = []
+    if args.known_pairs:
+        known = pd.read_csv(args.known_pairs, dtype=str)
+        pairs = list(zip(known["lost_identity_id"], known["found_identity_id"]))
+    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    result = run_ablation(frame, configs, _registry(args), args.out, _cache(args), known_pairs=pairs, log=log,
+                          seed=args.seed)
+    print(json.dumps(result["rows"], indent=1) if args.json else ablation_markdown(result["rows"]))
+    return 0
+
+
+def _names(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
 def _common(parser: argparse.ArgumentParser, model: bool = True) -> None:
     if model:
         parser.add_argument("--model", default="latest", help="baseline | latest | production | version id | path")
@@ -246,6 +282,25 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="verification pair sampling seed")
     _common(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("ablate", help="train image-only, text-only and fused models on one dataset and print the "
+                       "study's comparison table (same test queries, intervals, McNemar)")
+    p.add_argument("--dataset", required=True, help="manifest (its splits) or FORMAT:PATH (split here) with a text "
+                   "column")
+    p.add_argument("--encoders", default="hashed-ngrams", help="comma-separated text encoders: hashed-ngrams "
+                   "(offline) and/or Hugging Face ids such as intfloat/e5-small-v2")
+    p.add_argument("--fusion", default="concat,scalar,gated,cross_attention", help="comma-separated fusions")
+    p.add_argument("--no-text-only", action="store_true", help="skip the text-only model per encoder")
+    p.add_argument("--preset", choices=PRESETS, default="auto", help="training preset of every model")
+    p.add_argument("--config", help="YAML TrainConfig for every model (wins over --preset)")
+    p.add_argument("--epochs", type=int, help="override the preset's epochs")
+    p.add_argument("--known-pairs", help="CSV of lost_identity_id,found_identity_id pairs: adds the cross-listing "
+                   "protocol, where query and answer do not share a listing's text")
+    p.add_argument("--out", required=True, help="folder for the report and ablation.md")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    _common(p, model=False)
+    p.set_defaults(func=cmd_ablate)
 
     p = sub.add_parser("compare", help="McNemar test of two reports' top-1 hits on their shared queries")
     p.add_argument("report_a")

@@ -309,9 +309,11 @@ def _variant_sections(evaluations: dict[str, ModelEvaluation], embedders: dict[s
     if not names:
         return {}
     baseline = evaluations["baseline"].identification.hits(1)
+    image = evaluations[_image_reference(evaluations)].identification.hits(1)
     variants = [{"name": n.partition(":")[2], "modality": modality(embedders[n]), "model": evaluations[n].model,
                  "model_ref": str(refs[n]), **evaluations[n].metrics(), "intervals": intervals[n],
-                 "mcnemar_vs_baseline": mcnemar(evaluations[n].identification.hits(1), baseline)} for n in names]
+                 "mcnemar_vs_baseline": mcnemar(evaluations[n].identification.hits(1), baseline),
+                 "mcnemar_vs_image": mcnemar(evaluations[n].identification.hits(1), image)} for n in names]
     out: dict[str, Any] = {"variants": variants}
     fused = [n for n in names if modality(embedders[n]) == "fused"]
     image = _image_reference(evaluations)

@@ -268,3 +268,28 @@ def test_search_with_text_and_photo(trained: dict, tmp_path: Path) -> None:
     build_index(gallery, trained["image"].version_id, registry, tmp_path / "image-idx")
     with pytest.raises(SearchError, match="image-only model"):
         SearchIndex.load(tmp_path / "image-idx", registry_root=registry).query(query.path[0], text="рыжий")
+
+
+def test_ablation_table_and_cli_errors(trained: dict, tmp_path: Path, capsys) -> None:
+    from evaluation.ablation import ablation_configs, run_ablation
+    from petid_app.cli import main
+
+    frame = trained["frame"].copy()
+    frame.loc[frame.split == "val", "split"] = ["val" if a < 20 else "test" for a in frame.loc[frame.split == "val", "animal"]]
+    configs = ablation_configs(_config(), ["hashed-ngrams"], ["gated", "concat"])
+    assert list(configs) == ["image", "text hashed-ngrams", "gated hashed-ngrams", "concat hashed-ngrams"]
+    assert configs["concat hashed-ngrams"].fusion == "concat" and configs["text hashed-ngrams"].modality == "text"
+    configs = {k: configs[k] for k in ("image", "gated hashed-ngrams")}
+    result = run_ablation(frame, configs, trained["registry"], tmp_path / "ablation", known_pairs=KNOWN_PAIRS,
+                          log=lambda _: None)
+    rows = {r["model"]: r for r in result["rows"]}
+    assert list(rows) == ["frozen backbone", "image", "gated hashed-ngrams"]
+    assert all(r["cross_listing_top1"] is not None for r in rows.values())
+    assert 0 <= rows["gated hashed-ngrams"]["mcnemar_p_vs_image"] <= 1 and rows["image"]["mcnemar_p_vs_image"] is None
+    assert "| gated hashed-ngrams | fused |" in (tmp_path / "ablation" / "ablation.md").read_text()
+    args = ["ablate", "--dataset", "manifest:" + str(tmp_path / "missing.parquet"), "--out", str(tmp_path / "o")]
+    assert main([*args, "--fusion", "gated,sum"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown fusion(s) sum" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert main([*args, "--encoders", "no-such-encoder"]) == 2
+    assert "unknown text encoder" in capsys.readouterr().err

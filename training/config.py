@@ -52,7 +52,9 @@ class TrainConfig:
     ``hashed-ngrams`` (offline, ``text_dim`` wide, ``text_buckets`` rows) or a Hugging Face model id
     (``training.text_encoders``); it, the text projection and the fusion learn at ``lr * text_lr_scale``.
     ``text_dropout``: the share of training photos whose text is hidden, so the model also learns to embed
-    listings without text; ``text_aux_weight`` weighs the same loss on a fused model's text branch alone.
+    listings without text; ``text_word_dropout``: each training text's words are dropped with this probability
+    (two descriptions of one animal never share all their words); ``text_aux_weight`` weighs the same loss on a
+    fused model's text branch alone.
     """
 
     backbone: str = "efficientnet_lite0"
@@ -98,6 +100,7 @@ class TrainConfig:
     text_lr_scale: float = 10.0
     text_dropout: float = 0.1
     text_aux_weight: float = 1.0
+    text_word_dropout: float = 0.3
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -131,6 +134,7 @@ class TrainConfig:
             "text_lr_scale": self.text_lr_scale > 0,
             "text_dropout": 0 <= self.text_dropout < 1,
             "text_aux_weight": self.text_aux_weight >= 0,
+            "text_word_dropout": 0 <= self.text_word_dropout < 1,
             "loss_weights": set(self.loss_weights) <= {"triplet", "intra_pair_variance"} and bool(self.loss_weights),
         }
         bad = [name for name, ok in checks.items() if not ok]

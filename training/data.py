@@ -62,21 +62,26 @@ class ImageDataset(Dataset):
 class ListingDataset(ImageDataset):
     """``(image, text ids, label)`` per photo: ``tokenizer`` (the text encoder's, run here in the loader workers)
     encodes the photo's listing text; ``with_images=False`` yields an empty image tensor (text-only models);
-    ``text_dropout`` hides the text of that share of items (drawn from torch's generator, which the DataLoader
-    seeds per worker from the run's seed)."""
+    ``text_dropout`` hides the text of that share of items and ``word_dropout`` drops each word with that
+    probability (text augmentation: two people describing one animal never write the same words), both drawn from
+    torch's generator, which the DataLoader seeds per worker from the run's seed."""
 
     def __init__(self, paths: Sequence[str], labels: Sequence[int], transform: Callable, texts: Sequence[str | None],
                  tokenizer: Callable, cache: list[np.ndarray] | None = None, with_images: bool = True,
-                 text_dropout: float = 0.0) -> None:
+                 text_dropout: float = 0.0, word_dropout: float = 0.0) -> None:
         super().__init__(paths, labels, transform, cache)
         if len(texts) != len(paths):
             raise ValueError("paths and texts must have the same length")
         self.texts, self.tokenizer, self.with_images = list(texts), tokenizer, with_images
-        self.text_dropout = text_dropout
+        self.text_dropout, self.word_dropout = text_dropout, word_dropout
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         image = super().__getitem__(index)[0] if self.with_images else torch.zeros(0)
         text = self.texts[index]
         if self.text_dropout and float(torch.rand(())) < self.text_dropout:
             text = None
+        if text and self.word_dropout:
+            words = text.split()
+            keep = torch.rand(len(words)) >= self.word_dropout
+            text = " ".join(w for w, k in zip(words, keep.tolist()) if k) or None
         return image, torch.from_numpy(self.tokenizer([text])[0]), self.labels[index]

@@ -101,8 +101,13 @@ def validate_gate(val: Any, model: Any, frozen: Any, margin: float, seed: int = 
     scores = {name: {k: float(e.metrics()[k]) for k in HEADLINE} for name, e in evaluations.items()}
     decision = gate_decision(scores["model"], scores["frozen"], margin, delta, int(frame["identity_id"].nunique()),
                              min_identities)
-    if getattr(model, "uses_text", False) and getattr(model, "modality", "") == "fused":
+    if getattr(model, "modality", "") == "fused":
         decision = _photo_only_rule(decision, frame, model, evaluations["frozen"])
+    elif getattr(model, "modality", "") == "text":
+        decision = {**decision, "promoted": False,
+                    "reason": "a text-only model is measured for comparison and never promoted: a listing's photos "
+                              "share its text, so validation cannot tell matching the text from recognising the "
+                              "animal; the frozen backbone stays in production"}
     return {**decision, "version": GATE_VERSION}
 
 

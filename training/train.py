@@ -31,7 +31,7 @@ from training.registry import ModelRegistry, manifest_hash, version_id
 UNHASHED_FIELDS = ("num_workers", "checkpoint_every", "gate_margin", "gate_min_val_identities")  # the gate is re-decided, never retrained
 # what an image-only model ignores: left out of its hash, so its version id is what it was before text existed
 TEXT_FIELDS = ("modality", "text_encoder", "fusion", "text_dim", "text_buckets", "text_lr_scale", "text_dropout",
-               "text_aux_weight")
+               "text_aux_weight", "text_word_dropout")
 
 
 class TrainingDataError(UserError, ValueError):
@@ -222,7 +222,7 @@ class Trainer:
         if self.sampler.excluded:
             self.log(f"{len(self.sampler.excluded)} identities with fewer than k={config.k} photos excluded from training")
         self.train_set = self._dataset(self.train, train_labels, train_transform(self.dcfg, config.augment), cache_train,
-                                       config.text_dropout)
+                                       config.text_dropout, config.text_word_dropout)
         self.train_eval_set = ImageDataset(list(self.train["path"]), train_labels, eval_transform(self.dcfg), cache_train)
         self.val_images = ImageDataset(list(self.val["path"]), [0] * len(self.val), eval_transform(self.dcfg), cache_val)
         self.val_set = self._dataset(self.val, [0] * len(self.val), eval_transform(self.dcfg), cache_val)
@@ -250,7 +250,8 @@ class Trainer:
         self.optimizer = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
         self.checkpoint_path = self.registry.work_dir(self.vid) / "last.pt"
 
-    def _dataset(self, rows: pd.DataFrame, labels: list[int], transform: Any, cache: Any, text_dropout: float = 0.0) -> Any:
+    def _dataset(self, rows: pd.DataFrame, labels: list[int], transform: Any, cache: Any, text_dropout: float = 0.0,
+                 word_dropout: float = 0.0) -> Any:
         """Photos for an image model; photos (or not, for ``text``) with their listing text for the others."""
         from training.data import ImageDataset, ListingDataset
         from training.embedder import frame_texts
@@ -258,7 +259,7 @@ class Trainer:
         if self.config.modality == "image":
             return ImageDataset(list(rows["path"]), labels, transform, cache)
         return ListingDataset(list(rows["path"]), labels, transform, frame_texts(rows), self.model.tokenizer, cache,
-                              with_images=self.with_images, text_dropout=text_dropout)
+                              with_images=self.with_images, text_dropout=text_dropout, word_dropout=word_dropout)
 
     # -- epoch 0 ---------------------------------------------------------------------------------------------
     def init_head(self) -> None:
