@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 BIN = Path(sys.executable).parent
 WORKER_CONFIG = REPO / "deploy" / "celery-worker.yaml"
 JOB = "curation_shards"
+PRELOAD = "dagster_project.definitions"  # imported once by each worker before it forks its task processes
 
 
 def free_port() -> int:
@@ -146,7 +147,8 @@ class Workers:
                 log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
                 self.processes.append(subprocess.Popen(
                     [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y",
-                     str(WORKER_CONFIG), "-n", name, "-l", "INFO", "--", f"--concurrency={self.concurrency}",
+                     str(WORKER_CONFIG), "-n", name, "-l", "INFO", "-i", PRELOAD, "--",
+                     f"--concurrency={self.concurrency}",
                      "--without-gossip", "--without-mingle"],
                     cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
                 log.close()
