@@ -112,30 +112,28 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def env_object_store(name: str) -> Any:
-    """An object-store URL: its form checked here, once (``petid.objectstore.parse_url``), then an ``EnvVar``."""
+def _env_checked(name: str, check_name: str) -> Any:
+    """``name``'s value checked once by ``petid.objectstore.<check_name>`` (a one-line DeploymentError naming the
+    variable), then passed on as an ``EnvVar``; None when unset."""
     if (value := _env(name)) is None:
         return None
-    from petid.objectstore import ObjectStoreError, parse_url
+    from petid import objectstore
 
     try:
-        parse_url(value)
-    except ObjectStoreError as exc:
+        getattr(objectstore, check_name)(value)
+    except objectstore.ObjectStoreError as exc:
         raise DeploymentError(f"{name}: {exc}") from None
     return EnvVar(name)
+
+
+def env_object_store(name: str) -> Any:
+    """An object-store URL (its form checked by ``petid.objectstore.parse_url``), as an ``EnvVar``."""
+    return _env_checked(name, "parse_url")
 
 
 def env_endpoint(name: str) -> Any:
-    """An S3 endpoint URL, checked here once (``http(s)://HOST[:PORT]``), then an ``EnvVar``."""
-    if (value := _env(name)) is None:
-        return None
-    from petid.objectstore import ObjectStoreError, check_endpoint
-
-    try:
-        check_endpoint(value)
-    except ObjectStoreError as exc:
-        raise DeploymentError(f"{name}: {exc}") from None
-    return EnvVar(name)
+    """An S3 endpoint URL (``http(s)://HOST[:PORT]``, checked by ``petid.objectstore.check_endpoint``)."""
+    return _env_checked(name, "check_endpoint")
 
 
 def env_list(name: str, sep: str = ",") -> list[str]:
