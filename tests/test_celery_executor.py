@@ -76,6 +76,55 @@ def test_sharded_curation_runs_on_two_celery_workers(redis: harness.Redis, tmp_p
     assert work_stats(hash_curated(images, workers=1))["hashed"] == 0
 
 
+@pytest.mark.timeout(150)
+def test_under_celery_a_broken_shard_fails_alone_and_a_rerun_redoes_only_its_photos(redis: harness.Redis,
+                                                                                    tmp_path: Path) -> None:
+    import hashlib
+
+    with harness.deployment(tmp_path, "celery", redis.url) as (env, dagster_home, petid_home):
+        rows = harness.write_corpus(tmp_path / "photos", 32, side=128)
+        harness.write_catalogue(petid_home, rows)
+        catalogue = pa.concat_tables([catalogue_table([r for r in rows if r["source"] == source])
+                                      for source in ("pet911", "telegram")])  # the planner's order: pet911 first
+        parts, _ = plan_shards(catalogue, 8, petid_home / "images")  # what the planner will compute
+        shard_by_path = {p: k for k, part in enumerate(parts) for p in part.column("path").to_pylist()}
+        prefixes = {row["path"]: hashlib.sha256(Path(row["path"]).read_bytes()).hexdigest()[:2] for row in rows}
+        # a photo whose output directory no other photo needs: a regular file there breaks every write into it
+        victim = next(p for p, ab in prefixes.items() if list(prefixes.values()).count(ab) == 1
+                      and not Path(p).read_bytes().startswith(b"this is not"))
+        victim_shard = shard_by_path[victim]
+        blocker = petid_home / "images" / prefixes[victim]
+        blocker.parent.mkdir(parents=True)
+        blocker.write_text("not a directory")
+        with harness.Workers(["alpha", "beta"], env, tmp_path / "logs"):
+            failed = harness.execute(env, tmp_path, shards=8, timeout_s=120)
+            broken = harness.run_report(dagster_home)
+            blocker.unlink()  # the operator fixes the disk
+            fixed = harness.execute(env, tmp_path, shards=8, timeout_s=120)
+            assert fixed.returncode == 0, fixed.stderr[-3000:]
+            again = harness.run_report(dagster_home)
+
+    key = f"curate_shard[s{victim_shard:04d}]"
+    assert failed.returncode != 0 and broken["status"] == "FAILURE"
+    shard_steps = {k: v for k, v in broken["steps"].items() if k.startswith("curate_shard[")}
+    assert shard_steps[key]["retries"] == 2 and len(shard_steps[key]["starts"]) == 3  # retried alone, twice
+    assert all(v["retries"] == 0 and len(v["starts"]) == 1 for k, v in shard_steps.items() if k != key)
+    assert "curation_shards_summary" not in broken["steps"] or not broken["steps"]["curation_shards_summary"]["ends"]
+
+    # the rerun decodes only the broken shard's photos from the victim on: the other shards' photos, and those the
+    # broken shard's attempts recorded before the victim, come from the records the failed run left. (The plain-
+    # named photos are in the stat index now, so the rerun places them by content: shards are regrouped.)
+    assert again["status"] == "SUCCESS"
+    outputs = harness.step_outputs(petid_home, again["run_id"])
+    order = parts[victim_shard].column("path").to_pylist()
+    plan = outputs["curation_shard_plan/plan"]
+    assert plan["by_name"] == 16 and plan["by_index"] >= 16 - len(order)  # all but what the broken shard missed
+    decoded = [v["decoded"] for k, v in outputs.items() if k.startswith("curate_shard[")]
+    assert sum(decoded) == len(order) - order.index(victim) >= 1
+    summary = outputs["curation_shards_summary/result"]
+    assert (summary["photos"], summary["decoded"], summary["from_records"]) == (32, sum(decoded), 32 - sum(decoded))
+
+
 def _sources(folder: Path, count: int) -> pa.Table:
     from petid_sample.images import photo
 
