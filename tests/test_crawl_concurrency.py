@@ -144,13 +144,19 @@ def _overlapping_crawls(tmp_path: Path, site_dir: Path, pools: bool) -> Crawls:
 def _create_instance(home: Path) -> None:
     """Create the instance's SQLite databases once, before the runs start — as a deployment creates (migrates) its
     instance once. Two processes creating a fresh SQLite instance at the same moment can both stamp its schema
-    version, which leaves it unreadable ("more than one head")."""
+    version, which leaves it unreadable ("more than one head"). The ``pet911`` pool's row is created from the
+    configured default limit here too (deploy/RUNBOOK.md: ``dagster instance concurrency set pet911 1``): left to
+    the first claim, two runs starting together can both create it and both take a slot (seen in CI: both
+    listing steps ran at once)."""
     from dagster import DagsterInstance
+
+    from assets.ingest import PET911_POOL
 
     with DagsterInstance.from_config(str(home)) as instance:
         instance.get_runs(limit=1)
         instance.event_log_storage.get_concurrency_keys()
         instance.all_instigator_state()
+        instance.event_log_storage.initialize_concurrency_limit_to_default(PET911_POOL)
 
 
 def _runs_in_instance(home: Path) -> dict[str, str]:
