@@ -249,7 +249,7 @@ def test_report_compares_image_text_and_fused_on_the_same_queries(trained: dict,
     assert "Across listings of one animal (8 known lost/found pairs" in markdown
 
 
-def test_search_with_text_and_photo(trained: dict, tmp_path: Path) -> None:
+def test_search_with_text_and_photo(trained: dict, tmp_path: Path, capsys) -> None:
     from evaluation.search import SearchError, SearchIndex, build_index
 
     frame, registry = trained["frame"], trained["registry"]
@@ -265,6 +265,19 @@ def test_search_with_text_and_photo(trained: dict, tmp_path: Path) -> None:
         hits_photo += index.query(row.path, top_k=1)[0]["identity_id"] == owner
     # of 8 animals in look-alike quadruples: the finder's own description narrows them down
     assert hits_text > hits_photo and hits_text >= 5
+    from petid_app.cli import main
+
+    row = query.iloc[0]
+    sheet = tmp_path / "sheet.png"
+    search = ["search", row.path, "--index", str(tmp_path / "idx"), "--registry", str(registry), "--top-k", "2",
+              "--sheet", str(sheet)]
+    assert main([*search, "--text", row.text + " Звоните +7 916 123-45-67", "--json"]) == 0  # the phone is stripped
+    cli = json.loads(capsys.readouterr().out)
+    api = index.query(row.path, top_k=2, text=row.text)
+    assert [r["identity_id"] for r in cli["results"]] == [r["identity_id"] for r in api]
+    listing = ["search", "--listing", str(gallery.identity_id[0]), "--index", str(tmp_path / "idx")]
+    assert main([*listing, "--text", "рыжая"]) == 2  # text describes the photos given, not a listing
+    assert "give the PHOTOs too" in capsys.readouterr().err
     build_index(gallery, trained["image"].version_id, registry, tmp_path / "image-idx")
     with pytest.raises(SearchError, match="image-only model"):
         SearchIndex.load(tmp_path / "image-idx", registry_root=registry).query(query.path[0], text="рыжий")
