@@ -167,9 +167,9 @@ KNOWN_PAIRS = [(f"t:{a}-lost", f"t:{a}-found") for a in range(24)]
 
 
 def _config(**overrides) -> TrainConfig:
-    return TrainConfig.demo(backbone="test_efficientnet", pretrained="none", embedding_dim=32, image_size=64, p=12,
-                            epochs=15, num_workers=0, cache_images=False, gate_min_val_identities=2, text_dim=32,
-                            text_buckets=4096, **overrides)
+    values = dict(backbone="test_efficientnet", pretrained="none", embedding_dim=32, image_size=64, p=12, epochs=15,
+                  num_workers=0, cache_images=False, gate_min_val_identities=2, text_dim=32, text_buckets=4096)
+    return TrainConfig.demo(**{**values, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -306,3 +306,39 @@ def test_ablation_table_and_cli_errors(trained: dict, tmp_path: Path, capsys) ->
     assert "unknown fusion(s) sum" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert main([*args, "--encoders", "no-such-encoder"]) == 2
     assert "unknown text encoder" in capsys.readouterr().err
+
+
+def _tiny_bert(directory: Path) -> Path:
+    """A one-layer BERT with a character vocabulary, saved like a Hugging Face hub model (nothing downloaded)."""
+    transformers = pytest.importorskip("transformers", reason="the Hugging Face path needs the hf extra")
+    letters = "абвгдеёжзийклмнопрстуфхцчшщъыьэюя0123456789"
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ",", ".", ":", "query", *letters, *(f"##{c}" for c in letters)]
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.txt").write_text("\n".join(vocab), encoding="utf-8")
+    transformers.BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True).save_pretrained(directory)
+    config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=64, max_position_embeddings=80)
+    transformers.BertModel(config).save_pretrained(directory)
+    return directory
+
+
+def test_a_hugging_face_encoder_trains_and_round_trips(trained: dict, tmp_path: Path) -> None:
+    from training.embedder import load_embedder
+    from training.text_encoders import HFTextEncoder
+    from training.train import train_model
+
+    bert = _tiny_bert(tmp_path / "tiny-bert")
+    encoder = build_text_encoder(str(bert))
+    assert isinstance(encoder, HFTextEncoder) and encoder.dim == 32
+    ids = torch.from_numpy(encoder.tokenizer(["рыжая кошка, тел. 89161234567", None]))
+    tokens, mask = encoder(ids)
+    assert tokens.shape[:2] == mask.shape and mask[0].any() and not mask[1].any()  # no text: nothing attended
+    frame, registry = trained["frame"], tmp_path / "models"
+    result = train_model(frame, _config(modality="fused", text_encoder=str(bert), epochs=1), registry,
+                         log=lambda _: None)
+    embedder = load_embedder(result.version_id, registry)  # weights from safetensors, architecture from the dir
+    assert embedder.modality == "fused" and isinstance(embedder.model.text, HFTextEncoder)
+    paths, texts = list(frame.path[:4]), list(frame.text[:4])
+    vectors = embedder.embed(paths, texts=texts)
+    assert vectors.shape == (4, 32) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert np.allclose(load_embedder(result.version_id, registry).embed(paths, texts=texts), vectors, atol=1e-5)
