@@ -1,13 +1,16 @@
 """Two crawl runs that overlap stay under the polite per-host rate together, because every step that talks to pet911
 is in one Dagster concurrency pool (``PET911_POOL``) and the instance limits each pool to one step at a time
-(``concurrency.pools.default_limit: 1``: the test instance takes ``deploy/dagster.yaml``'s pool settings).
+(``concurrency.pools.default_limit: 1``).
 
 One loopback server serves a sample pet911-format site and records the arrival time and User-Agent of every
 request. Two processes, released at the same instant, each materialize the real ``pet911_listings`` and
 ``pet911_photos`` assets (each with its own storage root, so each does a full crawl) against **one** Dagster
-instance: a temporary ``DAGSTER_HOME`` on SQLite. Op-level pool slots are claimed and freed by the run's executor in
-the instance's event-log storage (``InstanceConcurrencyContext``); no daemon takes part, so none is started. The
-daemon's run queue and its ``petid/crawl`` tag limit are a second, run-level guard that this test does not need.
+instance: ``deploy/dagster.yaml`` as shipped, on a real PostgreSQL server started for the test (the production
+storage). Op-level pool slots are claimed and freed by the run's executor in the instance's event-log storage
+(``InstanceConcurrencyContext``); no daemon takes part, so none is started. The daemon's run queue and its
+``petid/crawl`` tag limit are a second, run-level guard that this test does not need. On SQLite the same test
+failed one fresh-clone CI run in two: two processes claimed the one slot at the same moment (Dagster's own test
+suite does not trust SQLite for op concurrency across processes either), so production uses Postgres.
 
 With the pool limit, the combined requests in any one-second window never exceed the rate (plus a small edge
 tolerance) and the two runs' crawl steps never overlap; without it, the same two runs together exceed the rate —
@@ -27,6 +30,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from test_postgres_instance import PostgresServer, postgres  # noqa: F401  (the server fixture)
 
 DEPLOY_YAML = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
 RATE_PER_S = 8.0  # each run's own per-host limit (HttpClientResource.rate_limit_per_s)
@@ -40,12 +44,12 @@ RUN_TIMEOUT_S = 90  # both crawls finished after the release
 
 
 def _dagster_yaml(pools: bool) -> str:
-    """An SQLite instance with the production instance's pool settings (``deploy/dagster.yaml``), or without."""
-    config: dict = {"telemetry": {"enabled": False}}
-    if pools:
-        production = yaml.safe_load(DEPLOY_YAML.read_text())["concurrency"]["pools"]
-        assert production.get("default_limit") == 1 and production.get("granularity", "op") == "op", production
-        config["concurrency"] = {"pools": production}
+    """``deploy/dagster.yaml`` as shipped, or without its pool settings."""
+    config = yaml.safe_load(DEPLOY_YAML.read_text())
+    production = config["concurrency"]["pools"]
+    assert production.get("default_limit") == 1 and production.get("granularity", "op") == "op", production
+    if not pools:
+        del config["concurrency"]["pools"]
     return yaml.safe_dump(config)
 
 
@@ -97,16 +101,25 @@ def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return site
 
 
-def _overlapping_crawls(tmp_path: Path, site_dir: Path, pools: bool) -> Crawls:
+def _overlapping_crawls(tmp_path: Path, site_dir: Path, pools: bool, server: PostgresServer,
+                        monkeypatch: pytest.MonkeyPatch) -> Crawls:
     from petid_sample.pet911_site import Faults, serve_site
 
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text(_dagster_yaml(pools))
+    database = f"crawl_{'pools' if pools else 'nopools'}"
+    admin = server.connect("postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{database}"')
+    admin.close()
+    for name, value in {**server.environment(), "DAGSTER_PG_DB": database, "DAGSTER_HOME": str(home)}.items():
+        monkeypatch.setenv(name, value)  # this process's instance reads them; the run processes inherit them
     _create_instance(home)
     go = tmp_path / "go"
     faults = Faults()  # no faults: it only records every request
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    env = dict(os.environ)
     env.pop("PETID_OBJECT_STORE", None)
     started = time.monotonic()
     with serve_site(site_dir, faults) as base:
@@ -142,12 +155,9 @@ def _overlapping_crawls(tmp_path: Path, site_dir: Path, pools: bool) -> Crawls:
 
 
 def _create_instance(home: Path) -> None:
-    """Create the instance's SQLite databases once, before the runs start — as a deployment creates (migrates) its
-    instance once. Two processes creating a fresh SQLite instance at the same moment can both stamp its schema
-    version, which leaves it unreadable ("more than one head"). The ``pet911`` pool's row is created from the
-    configured default limit here too (deploy/RUNBOOK.md: ``dagster instance concurrency set pet911 1``): left to
-    the first claim, two runs starting together can both create it and both take a slot (seen in CI: both
-    listing steps ran at once)."""
+    """Create the instance's tables once, before the runs start — as a deployment migrates its instance once — and
+    the ``pet911`` pool's limit from the configured default (deploy/RUNBOOK.md: ``dagster instance concurrency
+    set pet911 1``) rather than on the first claim, where two runs starting together could both create it."""
     from dagster import DagsterInstance
 
     from assets.ingest import PET911_POOL
@@ -175,8 +185,9 @@ def _assert_both_crawled_everything(crawls: Crawls) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_overlapping_crawls_in_one_pool_stay_under_the_rate(tmp_path: Path, site_dir: Path) -> None:
-    crawls = _overlapping_crawls(tmp_path, site_dir, pools=True)
+def test_overlapping_crawls_in_one_pool_stay_under_the_rate(tmp_path: Path, site_dir: Path, postgres: PostgresServer,  # noqa: F811
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    crawls = _overlapping_crawls(tmp_path, site_dir, True, postgres, monkeypatch)
     _assert_both_crawled_everything(crawls)
     one_s, two_s = crawls.max_in_window(1.0), crawls.max_in_window(2.0)
     print(f"with the pool: at most {one_s} requests in 1 s, {two_s} in 2 s (rate {RATE_PER_S}/s)")
@@ -193,8 +204,10 @@ def test_overlapping_crawls_in_one_pool_stay_under_the_rate(tmp_path: Path, site
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_without_the_pool_limit_the_same_crawls_exceed_the_rate(tmp_path: Path, site_dir: Path) -> None:
-    crawls = _overlapping_crawls(tmp_path, site_dir, pools=False)
+def test_without_the_pool_limit_the_same_crawls_exceed_the_rate(tmp_path: Path, site_dir: Path,
+                                                                 postgres: PostgresServer,  # noqa: F811
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    crawls = _overlapping_crawls(tmp_path, site_dir, False, postgres, monkeypatch)
     _assert_both_crawled_everything(crawls)
     print(f"without the pool: at most {crawls.max_in_window(1.0)} requests in 1 s, {crawls.max_in_window(2.0)} in 2 s")
     assert crawls.overlapping_steps(), crawls.step_spans()  # the two runs crawled at the same time...
