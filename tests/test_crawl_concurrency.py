@@ -9,7 +9,7 @@ instance: ``deploy/dagster.yaml`` as shipped, on a real PostgreSQL server starte
 storage). Op-level pool slots are claimed and freed by the run's executor in the instance's event-log storage
 (``InstanceConcurrencyContext``); no daemon takes part, so none is started. The daemon's run queue and its
 ``petid/crawl`` tag limit are a second, run-level guard that this test does not need. On SQLite the same test
-failed one fresh-clone CI run in two: two processes claimed the one slot at the same moment (Dagster's own test
+failed 2 of 3 fresh-clone CI runs: two processes claimed the one slot at the same moment (Dagster's own test
 suite does not trust SQLite for op concurrency across processes either), so production uses Postgres.
 
 With the pool limit, the combined requests in any one-second window never exceed the rate (plus a small edge
