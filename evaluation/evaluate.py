@@ -288,13 +288,20 @@ def cross_listing(frame: pd.DataFrame, known_pairs: Sequence[tuple[str, str]], v
     return out
 
 
+def photo_only_identification(frame: pd.DataFrame, embedder: PhotoEmbedder, gallery: np.ndarray,
+                              phash_threshold: int = 8) -> IdentificationResult:
+    """Identification by a text-reading model whose queries carry no text while the gallery (``gallery``: its
+    embeddings of ``frame`` with their text) keeps it: a finder with only a photo. The promotion gate and the
+    report both measure fused models this way."""
+    queries = embed_frame(frame.assign(text=None), embedder, None)
+    return identify(gallery, frame["identity_id"].to_numpy(), phashes=_phashes(frame),
+                    phash_threshold=phash_threshold, query_embeddings=queries)
+
+
 def _photo_only_query(frame: pd.DataFrame, embedder: PhotoEmbedder, gallery: np.ndarray,
                       evaluations: dict[str, ModelEvaluation], phash_threshold: int) -> dict[str, Any]:
-    """Identification of a fused model whose queries carry no text (the gallery keeps its listing text), with
-    McNemar against the image-only trained model on the same queries."""
-    queries = embed_frame(frame.assign(text=None), embedder, None)
-    ident = identify(gallery, frame["identity_id"].to_numpy(), phashes=_phashes(frame),
-                     phash_threshold=phash_threshold, query_embeddings=queries)
+    """``photo_only_identification`` with McNemar against the image-only trained model on the same queries."""
+    ident = photo_only_identification(frame, embedder, gallery, phash_threshold)
     image = evaluations[_image_reference(evaluations)].identification
     out = {"top1": ident.top1, "top5": ident.top5, "map": ident.map, "n_queries": ident.n_queries}
     if np.array_equal(ident.query_index, image.query_index):

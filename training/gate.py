@@ -84,25 +84,24 @@ def validate_gate(val: Any, model: Any, frozen: Any, margin: float, seed: int = 
     the same pairs, and decide (``gate_decision`` with the paired bootstrap interval of the difference)."""
     if len(val) == 0 or val["identity_id"].nunique() < 2:
         return {**gate_decision(None, None, margin), "version": GATE_VERSION}
+    from evaluation.embeddings import embed_frame
     from evaluation.evaluate import HEADLINE, evaluate_embeddings, prepare_frame
     from evaluation.intervals import bootstrap_intervals
     from evaluation.verification import make_pairs
 
     frame = prepare_frame(val)
     pairs = make_pairs(frame["identity_id"].to_numpy(), seed=seed)
-    paths = list(frame["path"])
-    from training.embedder import frame_texts
-
-    texts = frame_texts(frame)
-    embed = lambda e: e.embed(paths, texts=texts) if getattr(e, "uses_text", False) else e.embed(paths)  # noqa: E731
-    evaluations = {"model": evaluate_embeddings(frame, embed(model), "model", pairs),
-                   "frozen": evaluate_embeddings(frame, embed(frozen), "frozen", pairs)}
+    vectors = {"model": embed_frame(frame, model, None), "frozen": embed_frame(frame, frozen, None)}  # text if read
+    evaluations = {name: evaluate_embeddings(frame, v, name, pairs) for name, v in vectors.items()}
     delta = bootstrap_intervals(frame["identity_id"].to_numpy(), pairs, evaluations, seed=seed)["delta:frozen"]
     scores = {name: {k: float(e.metrics()[k]) for k in HEADLINE} for name, e in evaluations.items()}
     decision = gate_decision(scores["model"], scores["frozen"], margin, delta, int(frame["identity_id"].nunique()),
                              min_identities)
     if getattr(model, "modality", "") == "fused":
-        decision = _photo_only_rule(decision, frame, model, evaluations["frozen"])
+        from evaluation.evaluate import photo_only_identification
+
+        photo_only = photo_only_identification(frame, model, vectors["model"]).top1
+        decision = _photo_only_rule(decision, photo_only, evaluations["frozen"].identification.top1)
     elif getattr(model, "modality", "") == "text":
         decision = {**decision, "promoted": False,
                     "reason": "a text-only model is measured for comparison and never promoted: a listing's photos "
@@ -111,25 +110,17 @@ def validate_gate(val: Any, model: Any, frozen: Any, margin: float, seed: int = 
     return {**decision, "version": GATE_VERSION}
 
 
-def _photo_only_rule(decision: dict[str, Any], frame: Any, model: Any, frozen: Any) -> dict[str, Any]:
-    """A fused model must also find the animal from a photo alone (queries without text, listings with it) at
-    least as often as the frozen backbone: the photos of one listing share its text, so validation with text on
-    both sides rewards matching the text, and a model that learned only that would fail every finder who has
-    just a photo."""
-    from evaluation.identification import identify
-
-    paths = list(frame["path"])
-    from training.embedder import frame_texts
-
-    gallery = model.embed(paths, texts=frame_texts(frame))
-    ident = identify(gallery, frame["identity_id"].to_numpy(), query_embeddings=model.embed(paths))
-    floor = frozen.identification.top1
-    decision = {**decision, "photo_only_top1": ident.top1, "photo_only_floor": floor}
-    if decision["promoted"] and ident.top1 < floor:
+def _photo_only_rule(decision: dict[str, Any], photo_only_top1: float, floor: float) -> dict[str, Any]:
+    """A fused model must also find the animal from a photo alone (queries without text, listings with it:
+    ``evaluation.evaluate.photo_only_identification``) at least as often as the frozen backbone (``floor``): the
+    photos of one listing share its text, so validation with text on both sides rewards matching the text, and a
+    model that learned only that would fail every finder who has just a photo."""
+    decision = {**decision, "photo_only_top1": photo_only_top1, "photo_only_floor": floor}
+    if decision["promoted"] and photo_only_top1 < floor:
         decision["promoted"] = False
         decision["reason"] = (f"finds the animal from a photo alone (no query text) less often than the frozen "
-                              f"backbone (Top-1 {ident.top1:.3f} vs {floor:.3f}), whatever the shared listing text "
-                              "adds: the frozen backbone stays in production")
+                              f"backbone (Top-1 {photo_only_top1:.3f} vs {floor:.3f}), whatever the shared listing "
+                              "text adds: the frozen backbone stays in production")
     return decision
 
 
