@@ -6,8 +6,11 @@ embedding projected to D; ``has_image`` / ``has_text`` (B,) bool say which are r
 where a scheme weighs the sides, gets no weight, so a photo without text embeds as its image alone (and a text
 without a photo as its text alone).
 
-Every scheme starts as the image embedding (the text path's output weights start at zero, the gate favours the
-image), so epoch 0 of a fused model is its image model and training can only add what the text helps with.
+``concat``, ``scalar`` and ``cross_attention`` start as the image embedding (the text path's output weights start
+at zero), so epoch 0 of such a model is its image model. ``gated`` starts as the even mix: a gate that started at
+95 % image (bias 3) stayed shut through a short run (60 Adam steps at lr 1e-3 move a bias by about 0.06; the
+listing-text test set's validation Top-1 was 0.13–0.38 in five seeds against 0.94–0.96 from the even start).
+Photo-only queries are unaffected: a missing text gets no weight, so they embed as the image alone.
 
 - ``concat``: ``W [image; text]`` (the study's concatenation of projected embeddings).
 - ``scalar``: ``W [image; w · text]`` with one learnable scalar ``w``.
@@ -62,12 +65,12 @@ class ScalarFusion(ConcatFusion):
 class GatedFusion(nn.Module):
     """``softmax(MLP([image; text]))`` weighs image and text; a missing side's weight is forced to zero."""
 
-    def __init__(self, dim: int, hidden: int = 128, image_bias: float = 3.0) -> None:
+    def __init__(self, dim: int, hidden: int = 128, image_bias: float = 0.0) -> None:
         super().__init__()
         self.gate = nn.Sequential(nn.Linear(2 * dim, hidden), nn.ReLU(), nn.Linear(hidden, 2))
         with torch.no_grad():
             self.gate[2].weight.zero_()
-            self.gate[2].bias.copy_(torch.tensor([image_bias, 0.0]))  # starts ~95 % image
+            self.gate[2].bias.copy_(torch.tensor([image_bias, 0.0]))  # 0: starts as the even mix
         self.last_weights: torch.Tensor | None = None
 
     def forward(self, image, text, has_image, has_text, **_) -> torch.Tensor:
