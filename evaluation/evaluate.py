@@ -288,6 +288,19 @@ def cross_listing(frame: pd.DataFrame, known_pairs: Sequence[tuple[str, str]], v
     return out
 
 
+def other_listings_identification(frame: pd.DataFrame, embeddings: np.ndarray,
+                                  phash_threshold: int = 8) -> IdentificationResult | None:
+    """Identification where a query never sees its own listing's photos, so only another listing of its animal
+    can answer: ``frame`` holds known lost/found pairs merged into one identity, each row's own listing in
+    ``merged_from`` (``curation.decisions.apply_identity_merges``). None when no row was merged. The promotion
+    gate measures fused models this way on validation, as the report's ``cross_listing`` does on test."""
+    if "merged_from" not in frame or not frame["merged_from"].notna().any():
+        return None
+    listings = frame["merged_from"].where(frame["merged_from"].notna(), frame["identity_id"]).astype(str).to_numpy()
+    return identify(embeddings, frame["identity_id"].to_numpy(), phashes=_phashes(frame),
+                    phash_threshold=phash_threshold, exclude_groups=listings)
+
+
 def photo_only_identification(frame: pd.DataFrame, embedder: PhotoEmbedder, gallery: np.ndarray,
                               phash_threshold: int = 8) -> IdentificationResult:
     """Identification by a text-reading model whose queries carry no text while the gallery (``gallery``: its

@@ -241,3 +241,65 @@ def test_cli_cross_validation_prints_the_table(tmp_path: Path, capsys: pytest.Ca
     assert summary["trained"]["folds"] == 2 and 0 <= summary["trained"]["folds_beating_frozen"] <= 2
     # the test animals of a fold are never trained on: each fold's versions differ
     assert len({r["version"] for r in result["rows"] if r["model"] == "trained"}) == 2
+
+
+class _DesignedEmbedder:
+    """Vectors chosen per photo: an image part (dims 0-15) and, for a text-reading model, the listing text's
+    vector (dims 16-35), so what each protocol rewards is known exactly."""
+
+    def __init__(self, model_id: str, image: dict[str, np.ndarray], text: dict[str, np.ndarray] | None = None):
+        self.model_id, self._image, self._text = model_id, image, text
+        self.uses_text, self.modality = text is not None, "fused" if text is not None else "image"
+
+    def embed(self, paths: list[str], batch_size: int = 32, texts: list[str | None] | None = None) -> np.ndarray:
+        rows = []
+        for path, text in zip(paths, texts or [None] * len(paths)):
+            row = np.concatenate([0.3 * self._image[path], np.zeros(20, np.float32)])
+            if text is not None:
+                row[16:] = self._text[text]
+            rows.append(row)
+        return np.stack(rows)
+
+
+def _pairs_frame(root: Path) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """16 animals, 3 photos a listing, noisy image vectors per animal: animals 0-3 with a lost and a found listing
+    merged into one identity as known pairs are (the found listing named in ``merged_from``), 4-15 with one."""
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((16, 16))
+    rows, image = [], {}
+    for a in range(16):
+        for kind in ("lost", "found") if a < 4 else ("lost",):
+            for j in range(3):
+                path = root / f"{a}-{kind}-{j}.jpg"
+                path.write_bytes(f"{a}{kind}{j}".encode())
+                vector = centres[a] + 2.5 * rng.standard_normal(16)
+                image[str(path)] = (vector / np.linalg.norm(vector)).astype(np.float32)
+                rows.append({"path": str(path), "identity_id": f"t:{a}-lost", "sha256": f"{a}{kind}{j}".ljust(64, "0"),
+                             "merged_from": f"t:{a}-found" if kind == "found" else None, "text": f"{a}-{kind}"})
+    return pd.DataFrame(rows), image
+
+
+def test_a_fused_model_must_find_the_other_listing_as_often_as_the_frozen_backbone(tmp_path: Path) -> None:
+    from training.gate import validate_gate
+
+    frame, image = _pairs_frame(tmp_path)
+    frozen = _DesignedEmbedder("frozen", image)
+    words = dict(zip(frame.text.unique(), np.eye(20, dtype=np.float32)))  # one direction per listing's text
+    # each pair's found listing described in the words of the next pair's lost listing: every listing's photos
+    # share its text (the usual validation rewards that), but the text leads away from the animal's other listing
+    misleading = {**words, **{f"{a}-found": words[f"{(a + 1) % 4}-lost"] for a in range(4)}}
+    gate = validate_gate(frame, _DesignedEmbedder("fused-misled", image, misleading), frozen, margin=0.0)
+    assert gate["candidate"]["top1"] > gate["baseline"]["top1"]  # the shared listing text wins the usual protocol
+    assert gate["photo_only_top1"] == gate["photo_only_floor"]  # a photo alone: the frozen backbone's ranking
+    assert gate["other_listings_queries"] == 24 and gate["other_listings_top1"] < gate["other_listings_floor"]
+    assert not gate["promoted"] and "other listing" in gate["reason"], gate["reason"]
+    # the same animal described alike in both listings: its other listing is found, and the model is promoted
+    faithful = {**words, **{f"{a}-found": words[f"{a}-lost"] for a in range(4)}}
+    gate = validate_gate(frame, _DesignedEmbedder("fused-faithful", image, faithful), frozen, margin=0.0)
+    assert gate["promoted"], gate["reason"]
+    assert gate["other_listings_top1"] == 1.0 > gate["other_listings_floor"] and gate["other_listings_pairs"] == 4
+    few = validate_gate(frame, _DesignedEmbedder("fused-faithful", image, faithful), frozen, 0.0, min_pairs=5)
+    assert not few["promoted"] and "only 4 known lost/found pair(s) in validation, 5 needed" in few["reason"]
+    # without known pairs in validation the rule has nothing to measure and is not applied
+    unmerged = frame.assign(identity_id=frame.merged_from.fillna(frame.identity_id), merged_from=None)
+    assert "other_listings_top1" not in validate_gate(unmerged, _DesignedEmbedder("f", image, misleading), frozen, 0.0)

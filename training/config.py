@@ -45,7 +45,9 @@ class TrainConfig:
     colour jitter, random erasing). ``tta_flip`` embeds each photo and its mirror image (validation, evaluation,
     search). ``image_size`` overrides the input size from the backbone's timm data config. ``gate_margin``: how much
     the trained model's validation mAP must exceed the frozen backbone's, at the lower bound of the paired 95 %
-    interval, to be promoted to ``production``, which also needs ``gate_min_val_identities`` validation animals.
+    interval, to be promoted to ``production``, which also needs ``gate_min_val_identities`` validation animals;
+    a model that reads the listing text also needs ``gate_min_val_pairs`` known lost/found pairs among them (and
+    must find an animal's other listing as often as the frozen backbone: ``training.gate``).
     ``max_steps`` caps optimiser steps over the whole run (None = full epochs).
     ``modality``: ``image`` (photos only), ``text`` (the listing text only) or ``fused`` (photo + text through
     ``fusion``: ``concat``, ``scalar``, ``gated`` or ``cross_attention``; ``training.fusion``). ``text_encoder``:
@@ -92,6 +94,7 @@ class TrainConfig:
     checkpoint_every: int = 50
     gate_margin: float = 0.0
     gate_min_val_identities: int = 5
+    gate_min_val_pairs: int = 3
     modality: str = "image"
     text_encoder: str = "hashed-ngrams"
     fusion: str = "gated"
@@ -117,6 +120,7 @@ class TrainConfig:
             "max_steps": self.max_steps is None or self.max_steps >= 1,
             "checkpoint_every": self.checkpoint_every >= 1,
             "gate_min_val_identities": self.gate_min_val_identities >= 2,
+            "gate_min_val_pairs": self.gate_min_val_pairs >= 0,
             "image_size": self.image_size is None or self.image_size >= 16,
             "num_workers": self.num_workers >= 0,
             "whiten_shrinkage": 0 <= self.whiten_shrinkage <= 1,

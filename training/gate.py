@@ -18,7 +18,7 @@ from training.registry import ModelRegistry, version_id
 
 FROZEN_FIELDS = ("backbone", "pretrained", "pooling", "image_size", "tta_flip")
 GATE_FILE = "gate.json"
-GATE_VERSION = 3  # bump when the decision rule changes: reused versions are then gated again
+GATE_VERSION = 4  # bump when the decision rule changes: reused versions are then gated again
 
 
 def frozen_version_id(config: TrainConfig) -> str:
@@ -79,11 +79,12 @@ def gate_decision(candidate: Mapping[str, Any] | None, baseline: Mapping[str, An
 
 
 def validate_gate(val: Any, model: Any, frozen: Any, margin: float, seed: int = 0,
-                  min_identities: int = 0) -> dict[str, Any]:
+                  min_identities: int = 0, min_pairs: int = 0) -> dict[str, Any]:
     """Score ``model`` and ``frozen`` (embedders) on the validation photos ``val`` with the report's protocol, on
-    the same pairs, and decide (``gate_decision`` with the paired bootstrap interval of the difference)."""
+    the same pairs, and decide (``gate_decision`` with the paired bootstrap interval of the difference). A fused
+    model also needs ``min_pairs`` known lost/found pairs in ``val`` (see ``_other_listings_rule``)."""
     if len(val) == 0 or val["identity_id"].nunique() < 2:
-        return {**gate_decision(None, None, margin), "version": GATE_VERSION}
+        return {**gate_decision(None, None, margin), "version": GATE_VERSION, "min_val_pairs": min_pairs}
     from evaluation.embeddings import embed_frame
     from evaluation.evaluate import HEADLINE, evaluate_embeddings, prepare_frame
     from evaluation.intervals import bootstrap_intervals
@@ -102,12 +103,13 @@ def validate_gate(val: Any, model: Any, frozen: Any, margin: float, seed: int = 
 
         photo_only = photo_only_identification(frame, model, vectors["model"]).top1
         decision = _photo_only_rule(decision, photo_only, evaluations["frozen"].identification.top1)
+        decision = _other_listings_rule(decision, frame, vectors, min_pairs)
     elif getattr(model, "modality", "") == "text":
         decision = {**decision, "promoted": False,
                     "reason": "a text-only model is measured for comparison and never promoted: a listing's photos "
                               "share its text, so validation cannot tell matching the text from recognising the "
                               "animal; the frozen backbone stays in production"}
-    return {**decision, "version": GATE_VERSION}
+    return {**decision, "version": GATE_VERSION, "min_val_pairs": min_pairs}
 
 
 def _photo_only_rule(decision: dict[str, Any], photo_only_top1: float, floor: float) -> dict[str, Any]:
@@ -124,10 +126,39 @@ def _photo_only_rule(decision: dict[str, Any], photo_only_top1: float, floor: fl
     return decision
 
 
-def is_current(gate: Mapping[str, Any] | None, margin: float, min_identities: int) -> bool:
-    """A recorded decision still applies: same rule version, margin and minimum of validation animals."""
+def _other_listings_rule(decision: dict[str, Any], frame: Any, vectors: dict[str, Any],
+                         min_pairs: int) -> dict[str, Any]:
+    """A fused model must also find an animal's other listing (its own listing's photos hidden:
+    ``evaluation.evaluate.other_listings_identification``) at least as often as the frozen backbone, on at least
+    ``min_pairs`` known lost/found pairs in validation: two people describe one animal in different words, and a
+    model that only matches a listing's own text would fail every finder."""
+    from evaluation.evaluate import other_listings_identification
+
+    pairs = int(frame["merged_from"].nunique()) if "merged_from" in frame else 0
+    decision = {**decision, "other_listings_pairs": pairs}
+    model, frozen = (other_listings_identification(frame, vectors[name]) for name in ("model", "frozen"))
+    if model is not None and model.n_queries:
+        decision.update(other_listings_top1=model.top1, other_listings_floor=frozen.top1,
+                        other_listings_queries=model.n_queries)
+    if not decision["promoted"]:
+        return decision
+    if pairs < min_pairs:
+        decision["promoted"] = False
+        decision["reason"] = (f"only {pairs} known lost/found pair(s) in validation, {min_pairs} needed to promote a "
+                              "model that reads the listing text (without them validation cannot tell matching a "
+                              "listing's own text from recognising the animal): the frozen backbone stays in production")
+    elif "other_listings_top1" in decision and model.top1 < frozen.top1:
+        decision["promoted"] = False
+        decision["reason"] = (f"finds an animal's other listing (its own listing hidden) less often than the frozen "
+                              f"backbone (Top-1 {model.top1:.3f} vs {frozen.top1:.3f} over {model.n_queries} "
+                              "validation photos of known lost/found pairs): the frozen backbone stays in production")
+    return decision
+
+
+def is_current(gate: Mapping[str, Any] | None, margin: float, min_identities: int, min_pairs: int = 0) -> bool:
+    """A recorded decision still applies: same rule version, margin and minimums of validation animals and pairs."""
     return (gate is not None and gate.get("version") == GATE_VERSION and gate.get("margin") == margin
-            and gate.get("min_val_identities") == min_identities)
+            and gate.get("min_val_identities") == min_identities and gate.get("min_val_pairs", 0) == min_pairs)
 
 
 def write_gate(registry: ModelRegistry, version: str, gate: Mapping[str, Any]) -> None:

@@ -28,7 +28,8 @@ from training.config import TrainConfig
 from training.registry import ModelRegistry, manifest_hash, version_id
 
 # operational knobs that do not change what is learned: left out of the version hash
-UNHASHED_FIELDS = ("num_workers", "checkpoint_every", "gate_margin", "gate_min_val_identities")  # the gate is re-decided, never retrained
+UNHASHED_FIELDS = ("num_workers", "checkpoint_every",  # the gate is re-decided, never retrained:
+                   "gate_margin", "gate_min_val_identities", "gate_min_val_pairs")
 # what an image-only model ignores: left out of its hash, so its version id is what it was before text existed
 TEXT_FIELDS = ("modality", "text_encoder", "fusion", "text_dim", "text_buckets", "text_lr_scale", "text_dropout",
                "text_aux_weight", "text_word_dropout")
@@ -151,11 +152,13 @@ def train_model(frame: pd.DataFrame, config: TrainConfig, registry_root: str | P
     base_id = version_id(data_hash, hashed_config(config))
     if registry.exists(base_id) and not force:
         gate = read_gate(registry, base_id)
-        if not is_current(gate, config.gate_margin, config.gate_min_val_identities) and info.is_main:  # a new margin or rule: decide again
+        if not is_current(gate, config.gate_margin, config.gate_min_val_identities, config.gate_min_val_pairs) \
+                and info.is_main:  # a new margin or rule: decide again
             val = used[used["split"] == "val"].reset_index(drop=True)
             gate = {**(gate or {}), **validate_gate(val, load_embedder(base_id, registry.root),
                                                     load_embedder(baseline_id, registry.root), config.gate_margin,
-                                                    config.seed, config.gate_min_val_identities),
+                                                    config.seed, config.gate_min_val_identities,
+                                                    config.gate_min_val_pairs),
                     "baseline_version": baseline_id}
             write_gate(registry, base_id, gate)
             log(f"gate decided again for {base_id}: {gate['reason']}")
@@ -418,7 +421,7 @@ class Trainer:
 
         best_model = Embedder(self.model, self.dcfg, self.vid, config.tta_flip)
         gate = {**validate_gate(self.val, best_model, self._frozen_embedder(), config.gate_margin, config.seed,
-                                config.gate_min_val_identities),
+                                config.gate_min_val_identities, config.gate_min_val_pairs),
                 "baseline_version": self.baseline_id, "best_epoch": best.get("epoch")}
         metrics = {
             **{f"val_{k}": best.get(k) for k in ("top1", "top5", "map", "roc_auc", "eer")},
