@@ -22,6 +22,7 @@ import io
 import json
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -116,7 +117,8 @@ class YoloDetector:
     @property
     def model(self) -> Any:
         if self._model is None:
-            self._model = _load_yolo(self.weights)
+            with process_threads_kept():
+                self._model = _load_yolo(self.weights)
         return self._model
 
     def detect(self, paths: Sequence[str]) -> list[list[Detection]]:
@@ -126,15 +128,16 @@ class YoloDetector:
         for start in range(0, len(paths), self.batch):
             chunk = list(paths[start : start + self.batch])
             arrays, scales = zip(*(_load_for_detection(p, self.imgsz) for p in chunk), strict=True)
-            results = model.predict(
-                list(arrays),
-                conf=self.conf,
-                imgsz=self.imgsz,
-                classes=sorted(COCO_CLASSES),
-                batch=self.batch,
-                device=self.device,
-                verbose=False,
-            )
+            with process_threads_kept():
+                results = model.predict(
+                    list(arrays),
+                    conf=self.conf,
+                    imgsz=self.imgsz,
+                    classes=sorted(COCO_CLASSES),
+                    batch=self.batch,
+                    device=self.device,
+                    verbose=False,
+                )
             for result, (sx, sy) in zip(results, scales, strict=True):
                 boxes = result.boxes
                 xyxy = boxes.xyxy.cpu().numpy().astype(float).tolist() if len(boxes) else []
@@ -168,6 +171,24 @@ def _weights_identity(weights: str) -> str:
         files = sorted(p for p in path.rglob("*") if p.is_file())
         return sha256_bytes("".join(f"{p.relative_to(path)}:{sha256_file(p)}\n" for p in files).encode())
     return weights
+
+
+@contextmanager
+def process_threads_kept() -> Iterator[None]:
+    """Undo what Ultralytics does to the whole process: importing it sets ``OMP_NUM_THREADS=1`` when unset (every
+    later subprocess, a Pipes training run among them, would then train on one thread) and its device selection
+    calls ``torch.set_num_threads(min(8, cores - 1))`` (training later in the same run: one thread on 2 cores)."""
+    import torch
+
+    threads, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        if omp is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = omp
 
 
 def _load_yolo(weights: str) -> Any:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,20 @@ def _images(rows: list[tuple[str, str, str | None]]) -> pa.Table:
     )
 
 
-def test_yolo_openvino_crops_real_pets(oxford_pets: Path, yolo_model_dir: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def torch_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """Three torch threads and no OMP_NUM_THREADS for the test; the process's settings are put back after."""
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    torch.set_num_threads(3)
+    yield 3
+    torch.set_num_threads(before)
+
+
+def test_yolo_openvino_crops_real_pets(oxford_pets: Path, yolo_model_dir: Path, tmp_path: Path,
+                                       torch_threads: int) -> None:
     truth = {r["image_name"]: r for r in csv.DictReader((oxford_pets / "bboxes.csv").open())}
     species = {r["image_name"]: r["species"] for r in csv.DictReader((oxford_pets / "classification.csv").open())}
     cat, dog = "Abyssinian_101", "shiba_inu_159"  # their annotated box covers most of the animal
@@ -56,6 +70,9 @@ def test_yolo_openvino_crops_real_pets(oxford_pets: Path, yolo_model_dir: Path, 
     )
     crops = crop_images(images, detector, tmp_path / "crops", margin=0.1, min_box_side=32)
     assert crops.schema.equals(CROPS_SCHEMA)
+    import torch  # Ultralytics set OMP_NUM_THREADS=1 and torch to cores - 1 threads; training after crops keeps its own
+
+    assert torch.get_num_threads() == torch_threads and "OMP_NUM_THREADS" not in os.environ
     rows = {r["image_id"]: r for r in crops.to_pylist()}
 
     for key, name, path in (("cat", cat, cat_path), ("dog", dog, dog_path)):
