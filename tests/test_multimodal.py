@@ -172,6 +172,19 @@ def _config(**overrides) -> TrainConfig:
     return TrainConfig.demo(**{**values, **overrides})
 
 
+def _as_trained(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as the graph trains on it (``assets.model._training_frame``): the two listings of each known pair
+    one animal, each row's own listing in ``merged_from``. Validation then also asks for the animal's other
+    listing; with the listings apart, a listing's shared text made validation mAP ~0.92 from the first epoch and
+    the best epoch was a coin toss (epoch 1 in two CI runs, a model that had not learned to read the text)."""
+    import pyarrow as pa
+
+    from curation.decisions import apply_identity_merges, connected_components
+
+    return apply_identity_merges(pa.Table.from_pandas(frame, preserve_index=False),
+                                 connected_components(KNOWN_PAIRS)).to_pandas()
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> dict:
     from training.train import train_model
@@ -182,7 +195,7 @@ def trained(tmp_path_factory) -> dict:
     out = {"frame": frame, "registry": registry}
     for name, overrides in {"image": {}, "fused": {"modality": "fused", "fusion": "gated"},
                             "text": {"modality": "text"}}.items():
-        out[name] = train_model(frame, _config(**overrides), registry, log=lambda _: None)
+        out[name] = train_model(_as_trained(frame), _config(**overrides), registry, log=lambda _: None)
     return out
 
 
@@ -240,7 +253,7 @@ def test_report_compares_image_text_and_fused_on_the_same_queries(trained: dict,
     assert set(cross["models"]) == {"model", "baseline", "text", "fused-gated"}
     gain = cross["fusion_vs_image"]
     assert gain["top1_fused"] == cross["models"]["fused-gated"]["top1"] > gain["top1_image"] + 0.15
-    assert gain["mcnemar"]["p_value"] < 0.1  # the same 16 runs: gain 0.23-0.66, p <= 0.02
+    assert gain["mcnemar"]["p_value"] < 0.1  # 6 runs, seeds 0-5: gain 0.44-0.71, p <= 3e-4
     photo_only = variants["fused-gated"]["photo_only_query"]  # the finder's photo alone, listings with text
     assert photo_only["n_queries"] == report["n_queries"] and 0 <= photo_only["mcnemar_vs_image"]["p_value"] <= 1
     assert "text" not in variants or "photo_only_query" not in variants["text"]  # a text model needs the text
@@ -254,29 +267,30 @@ def test_search_with_text_and_photo(trained: dict, tmp_path: Path, capsys) -> No
 
     frame, registry = trained["frame"], trained["registry"]
     unseen = frame[frame.split == "val"]
-    gallery = unseen[unseen.kind == "lost"].reset_index(drop=True)  # the owners' listings
-    build_index(gallery, "latest-fused-gated", registry, tmp_path / "idx")
-    index = SearchIndex.load(tmp_path / "idx", registry_root=registry)
-    query = unseen[unseen.kind == "found"].reset_index(drop=True)  # the finders' 24 photos
     hits_text = hits_photo = 0
-    for row in query.itertuples():
-        owner = f"t:{row.animal}-lost"
-        hits_text += index.query(row.path, top_k=1, text=row.text)[0]["identity_id"] == owner
-        hits_photo += index.query(row.path, top_k=1)[0]["identity_id"] == owner
-    # of 8 animals in look-alike quadruples, the finder's own description narrows them down (16 runs, seeds 0-7 on
-    # 1, 2 and 16 threads: 13-20 of 24 with the text, 0-6 from the photo alone)
-    assert hits_text >= 10 and hits_text > hits_photo + 3, (hits_text, hits_photo)
+    for asked, answer in (("found", "lost"), ("lost", "found")):  # a finder asks the owners' listings, and back
+        gallery = unseen[unseen.kind == answer].reset_index(drop=True)
+        build_index(gallery, "latest-fused-gated", registry, tmp_path / f"idx-{answer}")
+        index = SearchIndex.load(tmp_path / f"idx-{answer}", registry_root=registry)
+        query = unseen[unseen.kind == asked].reset_index(drop=True)
+        for row in query.itertuples():
+            owner = f"t:{row.animal}-{answer}"
+            hits_text += index.query(row.path, top_k=1, text=row.text)[0]["identity_id"] == owner
+            hits_photo += index.query(row.path, top_k=1)[0]["identity_id"] == owner
+    # 8 animals in look-alike quadruples, 48 queries: the asker's own description narrows them down (6 runs,
+    # seeds 0-5: 36-44 with the text, 7-12 from the photo alone)
+    assert hits_text >= 24 and hits_text >= hits_photo + 12, (hits_text, hits_photo)
     from petid_app.cli import main
 
     row = query.iloc[0]
     sheet = tmp_path / "sheet.png"
-    search = ["search", row.path, "--index", str(tmp_path / "idx"), "--registry", str(registry), "--top-k", "2",
-              "--sheet", str(sheet)]
+    search = ["search", row.path, "--index", str(tmp_path / "idx-found"), "--registry", str(registry),
+              "--top-k", "2", "--sheet", str(sheet)]
     assert main([*search, "--text", row.text + " Звоните +7 916 123-45-67", "--json"]) == 0  # the phone is stripped
     cli = json.loads(capsys.readouterr().out)
     api = index.query(row.path, top_k=2, text=row.text)
     assert [r["identity_id"] for r in cli["results"]] == [r["identity_id"] for r in api]
-    listing = ["search", "--listing", str(gallery.identity_id[0]), "--index", str(tmp_path / "idx")]
+    listing = ["search", "--listing", str(gallery.identity_id[0]), "--index", str(tmp_path / "idx-found")]
     assert main([*listing, "--text", "рыжая"]) == 2  # text describes the photos given, not a listing
     assert "give the PHOTOs too" in capsys.readouterr().err
     build_index(gallery, trained["image"].version_id, registry, tmp_path / "image-idx")

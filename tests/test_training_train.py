@@ -234,3 +234,17 @@ def test_petid_train_with_no_flags_on_kennel_dev(kennel_dev: Path, tmp_path: Pat
     assert main(args) == 0
     again = capsys.readouterr()
     assert again.out.strip().splitlines()[-1] == version and "reused" in again.err
+
+
+def test_one_version_id_one_model(synthetic: pd.DataFrame, tmp_path: Path) -> None:
+    """Training again (into a second registry) with the same data and config gives the same weights, whatever
+    Python's global random state was: timm's augmentations draw from it, so the trainer seeds it."""
+    import random
+
+    config = tiny_config(max_steps=4, augment="strong")
+    weights = []
+    for state in (1, 2):
+        random.seed(state)
+        result = train_model(synthetic, config, tmp_path / str(state), log=lambda _: None)
+        weights.append((result.version_id, (result.path / "weights.safetensors").read_bytes()))
+    assert weights[0][0] == weights[1][0] and weights[0][1] == weights[1][1]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -318,6 +319,11 @@ class Trainer:
         state, config = self.state, self.config
         epoch = state["epoch"]
         self.sampler.set_epoch(epoch)
+        # the augmentations' randomness from (seed, epoch, rank) alone: what ran before in the process (a cached
+        # baseline, an earlier training) or a resume from a checkpoint never changes what is learned
+        epoch_seed = (config.seed * 1_000_003 + epoch) * 1_009 + self.info.rank
+        torch.manual_seed(epoch_seed)
+        random.seed(epoch_seed)  # timm's crop and erasing draw from Python's random
         batches.skip = state["step"] - epoch * self.steps_per_epoch  # resuming mid-epoch
         self.ddp_model.train()
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.bf16_autocast)
