@@ -22,7 +22,7 @@ import pandas as pd
 
 from petid.errors import UserError
 
-CODE_VERSION = "training-2"  # bump when a code change alters what a given manifest + config trains into
+CODE_VERSION = "training-3"  # bump when a code change alters what a given manifest + config trains into
 ALIASES_FILE = "aliases.json"
 WORK_DIR = ".work"  # resumable checkpoints, keyed by version id
 REQUIRED_FILES = ("weights.safetensors", "config.json", "label_map.json", "metrics.json")
